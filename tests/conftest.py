@@ -1,0 +1,36 @@
+"""Test-session set-up: 8 fake CPU devices, a persistent compilation cache, no network."""
+import os
+import socket
+
+# Must happen before jax is imported anywhere in the session.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax_cache")
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+class _NoNetwork(socket.socket):
+    """Fails fast on any connection that is not to this machine."""
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (
+            host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")
+        ):
+            raise OSError(f"tests must not reach the network (tried {address!r})")
+        return super().connect(address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _block_network():
+    original = socket.socket
+    socket.socket = _NoNetwork
+    yield
+    socket.socket = original
