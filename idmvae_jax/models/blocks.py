@@ -1,0 +1,70 @@
+"""Building blocks shared by the encoders and decoders (SPEC 3).
+
+ResBlock(fin, fout): out = shortcut(x) + 0.1 * conv3x3(lrelu(conv3x3(lrelu(x)))), hidden width
+min(fin, fout), leaky-ReLU slope 0.2, a bias-free 1x1 conv shortcut when fin != fout.
+All convolutions are NHWC.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LEAKY_SLOPE = 0.2
+
+
+def lrelu(x: jax.Array) -> jax.Array:
+    """Leaky ReLU with slope 0.2."""
+    return nn.leaky_relu(x, LEAKY_SLOPE)
+
+
+class ResBlock(nn.Module):
+    """(B, H, W, fin) -> (B, H, W, fout)."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        fin = x.shape[-1]
+        hidden = min(fin, self.features)
+        shortcut = x
+        if fin != self.features:
+            shortcut = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name="shortcut")(x)
+        h = nn.Conv(hidden, (3, 3), padding=1, dtype=self.dtype, name="conv_0")(lrelu(x))
+        h = nn.Conv(self.features, (3, 3), padding=1, dtype=self.dtype, name="conv_1")(lrelu(h))
+        return shortcut + 0.1 * h
+
+
+def avg_pool_3s2(x: jax.Array) -> jax.Array:
+    """AvgPool(kernel 3, stride 2, padding 1, zero padding counted): (B, H, W, C) -> (B, H/2, W/2, C)."""
+    return nn.avg_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), count_include_pad=True)
+
+
+def upsample_nearest_2x(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour upsampling: (B, H, W, C) -> (B, 2H, 2W, C)."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class BatchStatNorm(nn.Module):
+    """Batch normalisation with the statistics of the batch at hand (no running averages).
+
+    y = (x - mean_batch) / sqrt(var_batch + 1e-5) * gamma + beta, statistics over all axes but the
+    last. Stateless, so encoders stay pure functions; at evaluation the statistics come from the
+    evaluation batch (use batches of reasonable size).
+    """
+
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        gamma = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        beta = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+        axes = tuple(range(x.ndim - 1))
+        xf = x.astype(jnp.float32)
+        mean = jnp.mean(xf, axis=axes)
+        var = jnp.var(xf, axis=axes)
+        y = (xf - mean) * jax.lax.rsqrt(var + 1e-5) * gamma + beta
+        return y.astype(self.dtype)

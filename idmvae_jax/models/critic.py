@@ -1,0 +1,53 @@
+"""Critics of the contrastive terms: pairwise similarity scores between two sets of codes.
+
+A critic is a `Network` with `init(key) -> params` and `apply(params, a (Na, D), b (Nb, D)) ->
+scores (Na, Nb)`; InfoNCE divides the scores by the temperature. Any function of that signature
+can replace it (see `idmvae_jax.losses.infonce`).
+
+- cosine (default, no parameters): s_pq = <a_p, b_q> / (|a_p| |b_q|)
+- projection: the cosine of g(a), g(b) with g a 2-layer MLP head (width 256 -> 128, ReLU).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from idmvae_jax.models.network import Network
+
+_NORM_EPS = 1e-8
+
+
+def cosine_scores(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Cosine similarity of every pair: (Na, D), (Nb, D) -> (Na, Nb)."""
+    a = a * jax.lax.rsqrt(jnp.sum(a * a, axis=-1, keepdims=True) + _NORM_EPS)
+    b = b * jax.lax.rsqrt(jnp.sum(b * b, axis=-1, keepdims=True) + _NORM_EPS)
+    return jnp.einsum("pd,qd->pq", a, b)
+
+
+class ProjectionHead(nn.Module):
+    """g(x) = Dense(out)(relu(Dense(width)(x))): (N, D) -> (N, out)."""
+
+    width: int = 256
+    out: int = 128
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.out, name="out")(nn.relu(nn.Dense(self.width, name="hidden")(x)))
+
+
+def make_critic(kind: str, dim: int, width: int = 256, out: int = 128) -> Network:
+    """Factory: a critic over codes of size `dim` ('cosine' or 'projection')."""
+    if kind == "cosine":
+        return Network(lambda key: {}, lambda params, a, b: cosine_scores(a, b))
+    if kind == "projection":
+        head = ProjectionHead(width, out)
+
+        def init(key):
+            return head.init(key, jnp.zeros((1, dim), jnp.float32))["params"]
+
+        def apply(params, a, b):
+            return cosine_scores(head.apply({"params": params}, a), head.apply({"params": params}, b))
+
+        return Network(init, apply)
+    raise ValueError(f"unknown critic {kind!r}; use 'cosine' or 'projection'")

@@ -1,0 +1,227 @@
+"""The multimodal VAE as a set of pure functions over one parameter tree.
+
+`make_model(cfg)` returns a `MultimodalVAE` whose methods are pure functions of `params` and arrays
+(the object only holds static configuration). Views with identical `ViewSpec`s form a group whose
+parameters are stacked along a leading axis and run through one vmapped apply (or a Python loop
+when `cfg.vmap_views` is False: same parameters, same numbers).
+
+Parameter tree:
+    encoders/<group>, decoders/<group>: stacked per-view network params (leading axis = group size)
+    aux_prior_raw: (M, W) raw scales of the auxiliary private priors r_m(w_m) (init 0)
+    critic/z, critic/w: projection-head critics (only when cfg.critic == 'projection';
+                        critic/w stacked over the M views)
+    score_z, score_w: latent score networks (only when cfg.diffusion_prior; score_w stacked over M)
+
+Shapes: xs is a list of M arrays (B, *shape_m); latent arrays are stacked (M, B, D) in view order.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from idmvae_jax.models import distributions as dist
+from idmvae_jax.models.critic import make_critic
+from idmvae_jax.models.decoders import make_decoder
+from idmvae_jax.models.encoders import make_encoder
+from idmvae_jax.models.score_net import make_score_net
+from idmvae_jax.models.specs import ModelConfig, view_groups
+
+
+class Posterior(NamedTuple):
+    """Per-view posterior parameters, each (M, B, dim): q(w_m | x_m) q(z | x_m)."""
+
+    mu_w: jax.Array
+    scale_w: jax.Array
+    mu_z: jax.Array
+    scale_z: jax.Array
+
+
+def group_name(indices) -> str:
+    """Parameter-tree key of a view group, e.g. 'views_0_1_2_3_4'."""
+    return "views_" + "_".join(str(i) for i in indices)
+
+
+def _index(tree, i):
+    return jax.tree_util.tree_map(lambda p: p[i], tree)
+
+
+def _stack(trees):
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+class MultimodalVAE:
+    """Pure functions of the IDMVAE model described by a `ModelConfig`."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+        dtype = jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else jnp.float32
+        self.groups = view_groups(cfg.views)
+        self.encoders = tuple(make_encoder(spec, cfg.w_dim, cfg.z_dim, dtype) for spec, _ in self.groups)
+        self.decoders = tuple(make_decoder(spec, cfg.latent_dim, dtype) for spec, _ in self.groups)
+        self.critic_z = make_critic(cfg.critic, cfg.z_dim, cfg.critic_width, cfg.critic_dim)
+        self.critic_w = make_critic(cfg.critic, cfg.w_dim, cfg.critic_width, cfg.critic_dim)
+        self.score_z = self.score_w = None
+        if cfg.diffusion_prior:
+            self.score_z = make_score_net(cfg.z_dim, cfg.score_width, cfg.score_time_dim)
+            self.score_w = make_score_net(cfg.w_dim, cfg.score_width, cfg.score_time_dim)
+        order = np.concatenate([np.asarray(idx) for _, idx in self.groups])
+        self._identity_order = bool(np.all(order == np.arange(cfg.num_views)))
+        self._inverse_order = np.argsort(order)
+
+    # ------------------------------------------------------------------ parameters
+    def init(self, key: jax.Array) -> dict:
+        """Initialises every parameter group; each view gets its own key."""
+        cfg, m = self.cfg, self.cfg.num_views
+        k_enc, k_dec, k_cz, k_cw, k_sz, k_sw = jax.random.split(key, 6)
+        view_keys_enc = jax.random.split(k_enc, m)
+        view_keys_dec = jax.random.split(k_dec, m)
+        params = {"encoders": {}, "decoders": {}}
+        for (spec, idx), enc, dec in zip(self.groups, self.encoders, self.decoders):
+            name = group_name(idx)
+            params["encoders"][name] = _stack([enc.init(view_keys_enc[i]) for i in idx])
+            params["decoders"][name] = _stack([dec.init(view_keys_dec[i]) for i in idx])
+        params["aux_prior_raw"] = jnp.zeros((m, cfg.w_dim), jnp.float32)
+        if cfg.critic != "cosine":
+            params["critic"] = {
+                "z": self.critic_z.init(k_cz),
+                "w": _stack([self.critic_w.init(k) for k in jax.random.split(k_cw, m)]),
+            }
+        if cfg.diffusion_prior:
+            params["score_z"] = self.score_z.init(k_sz)
+            params["score_w"] = _stack([self.score_w.init(k) for k in jax.random.split(k_sw, m)])
+        return params
+
+    # ------------------------------------------------------------------ helpers
+    def _map_views(self, fn: Callable, params_g, *args):
+        """Applies fn(params_i, *args_i) to every view of a group (leading axis of params and args)."""
+        if self.cfg.remat:
+            fn = jax.checkpoint(fn)
+        if self.cfg.vmap_views:
+            return jax.vmap(fn)(params_g, *args)
+        n = jax.tree_util.tree_leaves(params_g)[0].shape[0]
+        return _stack([fn(_index(params_g, i), *(a[i] for a in args)) for i in range(n)])
+
+    def _to_view_order(self, per_group: list) -> jax.Array:
+        """Concatenates group outputs (Mg, ...) into one (M, ...) array in view order."""
+        if len(per_group) == 1 and self._identity_order:
+            return per_group[0]
+        stacked = jnp.concatenate(per_group, axis=0)
+        return stacked if self._identity_order else stacked[self._inverse_order]
+
+    def preprocess(self, xs) -> list:
+        """Data -> network inputs: uint8 images / 255, caption tokens -> one-hot (L, V), floats as is."""
+        out = []
+        for spec, x in zip(self.cfg.views, xs):
+            x = jnp.asarray(x)
+            if spec.kind == "caption":
+                x = jax.nn.one_hot(x, spec.vocab_size, dtype=jnp.float32) if jnp.issubdtype(x.dtype, jnp.integer) else x
+            elif jnp.issubdtype(x.dtype, jnp.integer):
+                x = x.astype(jnp.float32) / 255.0
+            out.append(x.astype(jnp.float32))
+        return out
+
+    def _group_inputs(self, xs, idx):
+        return jnp.stack([xs[i] for i in idx])
+
+    # ------------------------------------------------------------------ encoders
+    def encode(self, params, xs) -> Posterior:
+        """q(w_m | x_m), q(z | x_m) for all views: xs (preprocessed) -> Posterior of (M, B, dim)."""
+        cfg = self.cfg
+        outs = []
+        for (spec, idx), enc in zip(self.groups, self.encoders):
+            outs.append(self._map_views(enc.apply, params["encoders"][group_name(idx)], self._group_inputs(xs, idx)))
+        mu_w, raw_w, mu_z, raw_z = (self._to_view_order([o[k] for o in outs]) for k in range(4))
+        return Posterior(
+            mu_w,
+            dist.latent_scale(raw_w, cfg.posterior, cfg.posterior_eps),
+            mu_z,
+            dist.latent_scale(raw_z, cfg.posterior, cfg.posterior_eps),
+        )
+
+    def encode_branch_means(self, params, xs, branch: str) -> jax.Array:
+        """Posterior means of one branch only ('w' or 'z'): xs (preprocessed) -> (M, B, dim)."""
+        outs = []
+        for (spec, idx), enc in zip(self.groups, self.encoders):
+            fn = enc.apply_w if branch == "w" else enc.apply_z
+            mu, _ = self._map_views(fn, params["encoders"][group_name(idx)], self._group_inputs(xs, idx))
+            outs.append(mu)
+        return self._to_view_order(outs)
+
+    # ------------------------------------------------------------------ decoders
+    def _decode_group(self, params, g, u):
+        """u (Mg, S, B, D) -> decoder output dict with leading (Mg, S, B)."""
+        _, idx = self.groups[g]
+        mg, s, b, d = u.shape
+        out = self._map_views(self.decoders[g].apply, params["decoders"][group_name(idx)], u.reshape(mg, s * b, d))
+        return jax.tree_util.tree_map(lambda a: a.reshape(mg, s, b, *a.shape[2:]), out)
+
+    def log_likelihood(self, params, u: jax.Array, xs) -> jax.Array:
+        """lambda_d-weighted log p(x_d | u_d) for every target view d.
+
+        u: (M, S, B, W+Z) codes per target view (S samples per example); xs: preprocessed targets
+        (B, *shape) per view. Returns (M, S, B) = llik_scaling_d * sum over data dims of log p.
+        """
+        outs = []
+        for g, (spec, idx) in enumerate(self.groups):
+            dec = self._decode_group(params, g, u[np.asarray(idx)])
+            x = self._group_inputs(xs, idx)[:, None]  # (Mg, 1, B, ...)
+            outs.append(spec.llik_scaling * dist.likelihood_log_prob(spec, dec, x))
+        return self._to_view_order(outs)
+
+    def decode_mean(self, params, u: jax.Array) -> list:
+        """Means of p(x_d | u_d): u (M, S, B, W+Z) -> list of M arrays (S, B, *shape[, V])."""
+        result = [None] * self.cfg.num_views
+        for g, (spec, idx) in enumerate(self.groups):
+            mean = dist.likelihood_mean(spec, self._decode_group(params, g, u[np.asarray(idx)]))
+            for j, i in enumerate(idx):
+                result[i] = mean[j]
+        return result
+
+    # ------------------------------------------------------------------ priors
+    def prior_scales(self):
+        """Scales of the fixed priors: (p(w) scale (W,), p(z) scale (Z,))."""
+        cfg = self.cfg
+        return (
+            dist.prior_scale(cfg.w_dim, cfg.posterior, cfg.posterior_eps, cfg.prior_raw_scale),
+            dist.prior_scale(cfg.z_dim, cfg.posterior, cfg.posterior_eps, cfg.prior_raw_scale),
+        )
+
+    def aux_prior_scale(self, params) -> jax.Array:
+        """Scales (M, W) of the learnable auxiliary private priors r_m(w_m)."""
+        return dist.latent_scale(params["aux_prior_raw"], self.cfg.posterior, self.cfg.posterior_eps)
+
+    # ------------------------------------------------------------------ critics
+    def critic_scores_z(self, params, a, b):
+        """Critic scores between shared codes: (Na, Z), (Nb, Z) -> (Na, Nb)."""
+        return self.critic_z.apply(params.get("critic", {}).get("z", {}), a, b)
+
+    def critic_scores_w(self, params, a, b):
+        """Per-view critic scores between private codes: (M, Na, W), (M, Nb, W) -> (M, Na, Nb)."""
+        if "critic" not in params:
+            return jax.vmap(lambda x, y: self.critic_w.apply({}, x, y))(a, b)
+        return jax.vmap(self.critic_w.apply)(params["critic"]["w"], a, b)
+
+    # ------------------------------------------------------------------ score networks
+    def _require_score(self):
+        if self.score_z is None:
+            raise ValueError("this model has no diffusion prior: set config.model.diffusion_prior=True")
+
+    def score_z_apply(self, params, x, t):
+        """x0-prediction of the shared prior: x (N, Z), t (N,) int -> (N, Z)."""
+        self._require_score()
+        return self.score_z.apply(params["score_z"], x, t)
+
+    def score_w_apply(self, params, x, t):
+        """x0-prediction of each private prior: x (M, N, W), t (M, N) int -> (M, N, W)."""
+        self._require_score()
+        return jax.vmap(self.score_w.apply)(params["score_w"], x, t)
+
+
+@functools.lru_cache(maxsize=64)
+def make_model(cfg: ModelConfig) -> MultimodalVAE:
+    """Factory: the pure model functions for `cfg` (cached: configs are hashable and immutable)."""
+    return MultimodalVAE(cfg)
