@@ -64,8 +64,8 @@ def _np_sinusoidal(t, dim):
     return out
 
 
-def _np_score_net(variables, x, t, gelu=_np_gelu):
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+def _np_score_net(params, x, t, gelu=_np_gelu):
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
 
     def dense(name, v):
         return v @ p[name]["kernel"] + p[name]["bias"]
@@ -328,7 +328,7 @@ class ScoreNetTest(chex.TestCase):
     def test_apply_shapes_paper_size(self, d):
         net = make_score_net(d)
         params = jax.jit(net.init)(jax.random.key(0))
-        p = params["params"]
+        p = params
         self.assertEqual(p["x_in"]["kernel"].shape, (d, 512))
         self.assertEqual(p["x_out"]["kernel"].shape, (512, 512))
         self.assertEqual(p["t_in"]["kernel"].shape, (512, 512))

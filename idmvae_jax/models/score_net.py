@@ -71,16 +71,16 @@ class ScoreNet(nn.Module):
 def make_score_net(dim: int, width: int = 512, time_embed_dim: int = 512) -> Network:
     """Factory: the score network as a pure `Network(init, apply)` pair.
 
-    `init(key) -> params` builds the Flax variables dict (`{"params": ...}`) from dummy inputs of
+    `init(key) -> params` builds the parameter tree (Flax's "params" collection) from dummy inputs of
     shapes (1, dim) and (1,); `apply(params, x, t) -> x0_hat` with x (B, dim) float and t (B,) int
     returns (B, dim).
     """
     module = ScoreNet(dim=dim, width=width, time_embed_dim=time_embed_dim)
 
     def init(key: jax.Array):
-        return module.init(key, jnp.zeros((1, dim), jnp.float32), jnp.zeros((1,), jnp.int32))
+        return module.init(key, jnp.zeros((1, dim), jnp.float32), jnp.zeros((1,), jnp.int32))["params"]
 
     def apply(params, x: jax.Array, t: jax.Array) -> jax.Array:
-        return module.apply(params, x, t)
+        return module.apply({"params": params}, x, t)
 
     return Network(init=init, apply=apply)
