@@ -200,3 +200,12 @@ def ddim_sample(
 
     x0, _ = jax.lax.scan(step, x_T, pairs)
     return x0
+
+
+def schedule_from_config(diffusion_cfg) -> DiffusionSchedule:
+    """The sigmoid schedule of a `DiffusionConfig` (num_timesteps, schedule_start/end/tau).
+
+    Not cached on purpose: built inside a trace, its arrays belong to that trace.
+    """
+    d = diffusion_cfg
+    return sigmoid_schedule(d.num_timesteps, d.schedule_start, d.schedule_end, d.schedule_tau)

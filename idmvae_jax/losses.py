@@ -18,7 +18,6 @@ global arrays themselves.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from typing import Callable, NamedTuple, Optional
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 
 from idmvae_jax import diffusion as diffusion_lib
 from idmvae_jax.config import IDMVAEConfig
+from idmvae_jax.generation import sample_diffusion_prior
 from idmvae_jax.models import distributions as dist
 from idmvae_jax.models.critic import cosine_scores
 from idmvae_jax.models.multimodal import MultimodalVAE, Posterior, make_model
@@ -237,30 +237,6 @@ def diffusion_prior_loss(
     return jnp.mean(d_z + d_w)
 
 
-def sample_diffusion_prior(model: MultimodalVAE, params, x_z, x_w, cfg: IDMVAEConfig):
-    """DDIM (eta = 0) samples of the latent priors from base noise x_z (..., N, Z) and x_w (M, N, W).
-
-    Returns (z (..., N, Z), w (M, N, W)); the z network is shared, w networks are per view.
-    """
-    schedule = make_schedule(cfg)
-    steps = cfg.diffusion.ddim_steps
-    z_shape = x_z.shape
-    z = diffusion_lib.ddim_sample(model.score_z.apply, params["score_z"], x_z.reshape(-1, z_shape[-1]), schedule, steps)
-    w = jax.vmap(lambda p, x: diffusion_lib.ddim_sample(model.score_w.apply, p, x, schedule, steps))(params["score_w"], x_w)
-    return z.reshape(z_shape), w
-
-
-@functools.lru_cache(maxsize=None)
-def _schedule(num_timesteps, start, end, tau):
-    return diffusion_lib.sigmoid_schedule(num_timesteps, start, end, tau)
-
-
-def make_schedule(cfg: IDMVAEConfig):
-    """The sigmoid DiffusionSchedule of `cfg.diffusion`."""
-    d = cfg.diffusion
-    return _schedule(d.num_timesteps, d.schedule_start, d.schedule_end, d.schedule_tau)
-
-
 # ================================================================================ randomness
 def _noise_layout(cfg: IDMVAEConfig) -> dict:
     """name -> (per-example shape, transform) of every draw of one step; see draw_example_noise."""
@@ -378,7 +354,7 @@ def loss_fn(params, batch: dict, key: jax.Array, cfg: IDMVAEConfig, *, axis_name
             mu_z, mu_w = jax.lax.stop_gradient(mu_z), jax.lax.stop_gradient(mu_w)
         aux["diffusion"] = diffusion_prior_loss(
             model, params, mu_z, mu_w, noise["diff_t_z"], noise["diff_noise_z"],
-            noise["diff_t_w"], noise["diff_noise_w"], make_schedule(cfg),
+            noise["diff_t_w"], noise["diff_noise_w"], diffusion_lib.schedule_from_config(cfg.diffusion),
         )
         total = total + lc.diffusion_weight * aux["diffusion"]
     aux["total"] = total
