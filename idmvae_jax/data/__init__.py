@@ -54,13 +54,13 @@ Fields of ``config.data`` (all optional except `name`; missing ones take these d
 
 Prepared data is cached under a key over the source path, a fingerprint of the source files and
 the settings above that change the data; raw inputs are validated before the lookup, so a second
-folder never reuses the first one's cache. See `prepare` and `pipeline` for details.
+folder never reuses the first one's cache. See `cache` and `pipeline` for details.
 """
 from idmvae_jax.data.info import DatasetInfo, ViewInfo
 from idmvae_jax.data.options import DataOptions
 from idmvae_jax.data.pipeline import (BatchIterator, load_split, make_iterator,
                                       to_global_batch)
-from idmvae_jax.data.prepare import get_dataset_info, prepare
+from idmvae_jax.data.cache import get_dataset_info, prepare
 from idmvae_jax.data.sources import MissingSourceError
 
 __all__ = [

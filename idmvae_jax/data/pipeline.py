@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from idmvae_jax.data import prepare as prepare_lib
+from idmvae_jax.data import cache as cache_lib
 from idmvae_jax.data.info import DatasetInfo
 from idmvae_jax.data.options import DataOptions
 
@@ -296,8 +296,8 @@ class BatchIterator:
 def open_split(data_cfg: Any, split: str) -> SplitReader:
     """Prepares the dataset if needed and opens `split` for random access."""
     options = DataOptions.from_config(data_cfg)
-    directory = prepare_lib.prepare(options)
-    info = prepare_lib.read_prepared_info(directory).select_views(options.num_views)
+    directory = cache_lib.prepare(options)
+    info = cache_lib.read_prepared_info(directory).select_views(options.num_views)
     return SplitReader(directory, split, info, decode_threads=options.decode_threads)
 
 

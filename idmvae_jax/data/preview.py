@@ -70,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cache_dir", default="", help="data.cache_dir")
     parser.add_argument("--manual_dir", default="", help="data.manual_dir")
     parser.add_argument("--seed", type=int, default=0, help="data.seed (generator seed)")
+    parser.add_argument("--num_repetitions", type=int, default=4, help="data.num_repetitions")
     args = parser.parse_args(argv)
     data_cfg = dict(name=args.config_name, image_size=args.image_size, path=args.path,
-                    cache_dir=args.cache_dir, manual_dir=args.manual_dir, seed=args.seed)
+                    cache_dir=args.cache_dir, manual_dir=args.manual_dir, seed=args.seed,
+                    num_repetitions=args.num_repetitions)
     print(write_preview(data_cfg, args.out, split=args.split, num_tuples=args.num_tuples,
                         scale=args.scale))
 

@@ -162,9 +162,10 @@ class CubSource(base.DatasetSource):
         return rows
 
     def validate(self) -> None:
+        paths = {int(f[0]): f[1] for f in self._table(self._cub("images.txt"), 2)}
+        text_dir = self._text_dir()
         groups_path = os.path.join(self.manual_dir, GROUPS_FILE)
         groups = {f[0]: int(f[1]) for f in self._table_groups(groups_path)}
-        paths = {int(f[0]): f[1] for f in self._table(self._cub("images.txt"), 2)}
         classes = {int(f[0]): f[1] for f in self._table(self._cub("classes.txt"), 2)}
         image_class = {int(f[0]): int(f[1]) for f in self._table(self._cub("image_class_labels.txt"), 2)}
         unknown = sorted(set(groups) - set(classes.values()))
@@ -174,7 +175,6 @@ class CubSource(base.DatasetSource):
         for f in self._table(self._cub("parts", "part_locs.txt"), 5):
             parts[int(f[0])][int(f[1])] = (float(f[2]), float(f[3]), f[4] == "1")
         species = sorted(groups)
-        text_dir = self._text_dir()
         records = []
         for image_id in sorted(paths):
             name = classes[image_class[image_id]]
