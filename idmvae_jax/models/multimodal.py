@@ -74,8 +74,13 @@ class MultimodalVAE:
 
     # ------------------------------------------------------------------ parameters
     def init(self, key: jax.Array) -> dict:
-        """Initialises every parameter group; each view gets its own key."""
+        """Initialises every parameter group; each view gets its own key.
+
+        The initialisers draw from an 'rbg' key derived from `key`: with hundreds of initialiser
+        calls, XLA's RngBitGenerator compiles several times faster than threefry.
+        """
         cfg, m = self.cfg, self.cfg.num_views
+        key = jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl="rbg")
         k_enc, k_dec, k_cz, k_cw, k_sz, k_sw = jax.random.split(key, 6)
         view_keys_enc = jax.random.split(k_enc, m)
         view_keys_dec = jax.random.split(k_dec, m)

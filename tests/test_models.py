@@ -1,0 +1,138 @@
+"""Shapes of every network at the paper's sizes, and the stacked-view machinery."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from idmvae_jax.models.critic import cosine_scores, make_critic
+from idmvae_jax.models.decoders import make_decoder
+from idmvae_jax.models.encoders import make_encoder
+from idmvae_jax.models.multimodal import group_name, make_model
+from idmvae_jax.models.score_net import make_score_net
+from idmvae_jax.models.specs import ModelConfig, ViewSpec, view_groups
+
+PAPER_IMAGE = ViewSpec("image", (64, 64, 3))
+CAPTION = ViewSpec("caption", (32,), likelihood="categorical", likelihood_scale=None, vocab_size=1590,
+                   hidden=(32, 64, 128), embed_dim=128, llik_scaling=5.0)
+OMICS = ViewSpec("vector", (100,), likelihood_scale=None, hidden=(128, 64))
+SD_LATENT = ViewSpec("latent", (32, 32, 4), likelihood_scale=0.01, channels=(64, 128, 256, 512, 1024),
+                     llik_scaling=1 / 128)
+
+
+def _shapes(tree):
+    return jax.tree_util.tree_map(lambda a: a.shape, tree)
+
+
+@pytest.mark.parametrize(
+    "spec, w_dim, z_dim",
+    [(PAPER_IMAGE, 128, 32), (CAPTION, 256, 256), (OMICS, 32, 16), (SD_LATENT, 256, 256)],
+    ids=["image64", "caption", "vector", "sd_latent"],
+)
+def test_encoder_and_decoder_shapes(spec, w_dim, z_dim):
+    enc = make_encoder(spec, w_dim, z_dim)
+    dec = make_decoder(spec, w_dim + z_dim)
+    pe = jax.eval_shape(enc.init, jax.random.key(0))
+    pd = jax.eval_shape(dec.init, jax.random.key(0))
+    in_shape = (3, *spec.shape, spec.vocab_size) if spec.kind == "caption" else (3, *spec.shape)
+    x = jax.ShapeDtypeStruct(in_shape, jnp.float32)
+    assert _shapes(jax.eval_shape(enc.apply, pe, x)) == ((3, w_dim), (3, w_dim), (3, z_dim), (3, z_dim))
+    assert _shapes(jax.eval_shape(enc.apply_w, pe, x)) == ((3, w_dim), (3, w_dim))
+    assert _shapes(jax.eval_shape(enc.apply_z, pe, x)) == ((3, z_dim), (3, z_dim))
+    out = jax.eval_shape(dec.apply, pd, jax.ShapeDtypeStruct((3, w_dim + z_dim), jnp.float32))
+    key = "logits" if spec.likelihood == "categorical" else "loc"
+    assert out[key].shape == in_shape
+    assert ("scale" in out) == (spec.likelihood_scale is None and spec.likelihood != "categorical")
+
+
+def test_paper_polymnist_quadrant_architecture():
+    """SPEC 3: branch 64->512 channels at 8x8 before the heads; decoder projects to 512*8*8."""
+    model = make_model(ModelConfig(views=(PAPER_IMAGE,) * 5, diffusion_prior=True))
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    enc = params["encoders"][group_name(range(5))]
+    assert enc["branch_z"]["mu"]["kernel"].shape == (5, 512 * 8 * 8, 32)
+    assert enc["branch_w"]["mu"]["kernel"].shape == (5, 512 * 8 * 8, 128)
+    assert enc["branch_z"]["stem"]["kernel"].shape == (5, 3, 3, 3, 64)
+    assert "shortcut" not in enc["branch_z"]["block_0"] and "shortcut" in enc["branch_z"]["block_1"]
+    assert enc["branch_z"]["block_1"]["shortcut"]["kernel"].shape == (5, 1, 1, 64, 128)
+    dec = params["decoders"][group_name(range(5))]["body"]
+    assert dec["project"]["kernel"].shape == (5, 160, 512 * 8 * 8)
+    assert dec["out"]["kernel"].shape == (5, 3, 3, 64, 3)
+    assert params["aux_prior_raw"].shape == (5, 128)
+    assert params["score_w"]["out"]["kernel"].shape == (5, 512, 128)
+    assert params["score_z"]["out"]["kernel"].shape == (512, 32)
+    total = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params))
+    assert 115e6 < total < 130e6  # the reference model has 122.8 M
+
+
+def test_score_net_and_critic_shapes():
+    net = make_score_net(128)
+    p = jax.eval_shape(net.init, jax.random.key(0))
+    out = jax.eval_shape(net.apply, p, jax.ShapeDtypeStruct((7, 128), jnp.float32), jax.ShapeDtypeStruct((7,), jnp.int32))
+    assert out.shape == (7, 128)
+    critic = make_critic("projection", 32)
+    pc = critic.init(jax.random.key(0))
+    scores = critic.apply(pc, jnp.ones((4, 32)), jnp.ones((6, 32)))
+    assert scores.shape == (4, 6)
+    np.testing.assert_allclose(scores, 1.0, rtol=1e-5)  # identical inputs: cosine 1
+    assert make_critic("cosine", 32).init(jax.random.key(0)) == {}
+
+
+def test_cosine_scores_matches_numpy():
+    r = np.random.RandomState(0)
+    a, b = r.randn(5, 3), r.randn(4, 3)
+    ref = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(cosine_scores(jnp.asarray(a), jnp.asarray(b)), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_view_groups_stack_identical_specs():
+    small = ViewSpec("image", (16, 16, 3), channels=(4, 8))
+    vec = ViewSpec("vector", (5,), hidden=(8,))
+    groups = view_groups((small, vec, small, vec, small))
+    assert [idx for _, idx in groups] == [(0, 2, 4), (1, 3)]
+
+
+@pytest.fixture(scope="module")
+def mixed_model():
+    small = ViewSpec("image", (16, 16, 3), channels=(4, 8))
+    vec = ViewSpec("vector", (5,), hidden=(8,), likelihood_scale=None)
+    cfg = ModelConfig(views=(small, vec, small), z_dim=3, w_dim=4)
+    r = np.random.RandomState(0)
+    xs = [r.randint(0, 256, (6, 16, 16, 3)).astype(np.uint8), r.randn(6, 5).astype(np.float32),
+          r.randint(0, 256, (6, 16, 16, 3)).astype(np.uint8)]
+    return cfg, xs
+
+
+def test_vmapped_views_equal_looped_views_and_single_view_apply(mixed_model):
+    """Stacked vmapped apply == a Python loop over views == each view's own encoder on its slice."""
+    cfg, xs = mixed_model
+    m_vmap = make_model(cfg)
+    m_loop = make_model(ModelConfig(**{**cfg.__dict__, "vmap_views": False}))
+    params = jax.jit(m_vmap.init)(jax.random.key(1))
+    xp = m_vmap.preprocess(xs)
+    post_v, post_l = jax.jit(m_vmap.encode)(params, xp), jax.jit(m_loop.encode)(params, xp)
+    for a, b in zip(post_v, post_l):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # view 2 is the second member of the image group: its own encoder on its own data
+    enc = make_encoder(cfg.views[2], cfg.w_dim, cfg.z_dim)
+    p2 = jax.tree_util.tree_map(lambda a: a[1], params["encoders"][group_name((0, 2))])
+    mu_w, _, mu_z, _ = jax.jit(enc.apply)(p2, xp[2])
+    np.testing.assert_allclose(post_v.mu_z[2], mu_z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(post_v.mu_w[2], mu_w, rtol=1e-5, atol=1e-6)
+    u = jnp.concatenate([post_v.mu_w, post_v.mu_z], -1)[:, None]
+    for a, b in zip(jax.jit(m_vmap.decode_mean)(params, u), jax.jit(m_loop.decode_mean)(params, u)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        jax.jit(m_vmap.encode_branch_means, static_argnums=2)(params, xp, "z"), post_v.mu_z, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_preprocess_and_invalid_specs():
+    model = make_model(ModelConfig(views=(ViewSpec("image", (8, 8, 1), channels=(2, 2)),) * 2))
+    x = model.preprocess([np.full((1, 8, 8, 1), 255, np.uint8)] * 2)[0]
+    assert x.dtype == jnp.float32 and float(x.max()) == 1.0
+    with pytest.raises(ValueError, match="divisible"):
+        ViewSpec("image", (30, 30, 3), channels=(4, 8, 16))
+    with pytest.raises(ValueError, match="at least 2 views"):
+        ModelConfig(views=(ViewSpec("vector", (3,)),))
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({"views": [{"kind": "vector", "shape": (3,)}] * 2, "zdim": 3})
