@@ -1,0 +1,147 @@
+"""The train step: 8-device jit == 1-device jit == 8-device pmap; the non-finite guard.
+
+A small all-vector model (3 views, every loss term on, diffusion included) keeps compilation
+short; the parallel semantics (global-batch InfoNCE, roll across devices, per-example noise) are
+the same as for images.
+"""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from idmvae_jax import build, losses, parallel
+from idmvae_jax import train_step as ts
+from idmvae_jax.data import ViewInfo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH = 16
+NUM_STEPS = 2
+
+
+def small_config():
+    sys.path.insert(0, os.path.join(ROOT, "configs"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cfg_pmq_step", os.path.join(ROOT, "configs", "polymnist_quadrant.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config("tiny,diffusion")
+    c.model.vector.hidden = (8,)
+    c.model.z_dim, c.model.w_dim = 3, 4
+    c.train.batch_size = BATCH
+    return c
+
+
+def small_setup():
+    c = small_config()
+    views = [ViewInfo("vector", (6,), "float32")] * 3
+    cfg = build.build_idmvae_config(c, views)
+    return c, cfg, ts.make_optimizer(c.train)
+
+
+def random_batches(n=NUM_STEPS, b=BATCH, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"x": [rng.normal(size=(b, 6)).astype(np.float32) for _ in range(3)]} for _ in range(n)]
+
+
+def run(cfg, opt, mode, num_devices, batches, loss_fn=None):
+    mesh = parallel.make_mesh(num_devices)
+    state, _ = parallel.init_state_on_mesh(ts.make_init_fn(cfg, opt, 0), mesh)
+    pstep = parallel.make_parallel_step(cfg, opt, mesh, mode, loss_fn=loss_fn)
+    device_state = pstep.put_state(state)
+    history = []
+    for b in batches:
+        device_state, metrics = pstep.step(device_state, pstep.put_batch(b))
+        history.append(pstep.fetch(metrics))
+    final = jax.tree.map(parallel.to_host, pstep.get_state(device_state))
+    return final, history
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compile():
+    """These models are tiny: compile time dominates, so skip most XLA optimisations."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture(scope="session")
+def setup():
+    return small_setup()
+
+
+@pytest.fixture(scope="session")
+def reference(setup):
+    _, cfg, opt = setup
+    return run(cfg, opt, "jit", 1, random_batches())
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol), a, b)
+
+
+def test_eight_device_jit_matches_one_device(setup, reference):
+    _, cfg, opt = setup
+    assert jax.device_count() == 8
+    final, history = run(cfg, opt, "jit", 8, random_batches())
+    ref_final, ref_history = reference
+    for h, r in zip(history, ref_history):
+        assert set(h) >= {"elbo", "recon", "kl", "cross_mi", "genaug", "diffusion", "total", "grad_norm"}
+        assert h["diffusion"] > 0 and h["cross_mi"] > 0 and h["genaug"] > 0
+        np.testing.assert_allclose([h[k] for k in sorted(h)], [r[k] for k in sorted(r)], rtol=1e-5)
+    assert_trees_close(final.params, ref_final.params)
+    assert int(final.step) == NUM_STEPS and int(final.bad_step) == -1
+
+
+def test_pmap_matches_jit(setup, reference):
+    _, cfg, opt = setup
+    final, history = run(cfg, opt, "pmap", 8, random_batches())
+    ref_final, ref_history = reference
+    for h, r in zip(history, ref_history):
+        np.testing.assert_allclose([h[k] for k in sorted(h)], [r[k] for k in sorted(r)], rtol=1e-5)
+    assert_trees_close(final.params, ref_final.params)
+    assert_trees_close(final.opt_state, ref_final.opt_state)
+
+
+def test_step_key_is_fold_in_of_base_key_and_step():
+    state = ts.init_state({}, ts.make_optimizer(small_config().train), jax.random.fold_in(jax.random.key(3), 1))
+    state = state._replace(step=jnp.asarray(5, jnp.int32))
+    expected = jax.random.fold_in(jax.random.fold_in(jax.random.key(3), 1), 5)
+    np.testing.assert_array_equal(jax.random.key_data(ts.step_key(state)), jax.random.key_data(expected))
+
+
+def test_nonfinite_guard_freezes_state_and_names_the_term(setup):
+    _, cfg, opt = setup
+
+    def nan_genaug(params, batch, key, cfg_, *, axis_name=None):
+        total, aux = losses.loss_fn(params, batch, key, cfg_, axis_name=axis_name)
+        aux = dict(aux, genaug=aux["genaug"] * jnp.nan)
+        return total + aux["genaug"], aux
+
+    init = ts.make_init_fn(cfg, opt, 0)()
+    step = jax.jit(ts.make_train_step(cfg, opt, loss_fn=nan_genaug))
+    batches = random_batches()
+    state, _ = step(init, batches[0])
+    state, metrics = step(state, batches[1])
+    assert int(state.bad_step) == 0  # the first step taken (step index 0)
+    assert ts.decode_bad_terms(int(state.bad_terms)) == ["genaug", "grad_norm"]
+    assert int(state.step) == 2
+    assert_trees_close(state.params, init.params, rtol=0, atol=0)  # no update from a bad step
+    assert_trees_close(state.opt_state, init.opt_state, rtol=0, atol=0)
+
+
+def test_make_optimizer_variants():
+    c = small_config()
+    c.train.amsgrad = True
+    c.train.grad_clip_norm = 1.0
+    opt = ts.make_optimizer(c.train)
+    params = {"a": jnp.ones(3)}
+    updates, _ = opt.update({"a": jnp.full(3, 100.0)}, opt.init(params), params)
+    assert np.all(np.isfinite(np.asarray(updates["a"])))
+    c.train.optimizer = "sgdd"
+    with pytest.raises(ValueError, match="sgdd"):
+        ts.make_optimizer(c.train)
