@@ -21,7 +21,8 @@ The scoring functions (`conditional_coherence_matrix`, `self_and_cross`, `label_
 (`conditional_coherence`, `private_coherence`, `unconditional_coherence`,
 `coherence_metrics`) run generation functions over the data in fixed-size batches (the last one
 padded, then trimmed) and classify each batch with `predict(view, x) -> (B,) labels`, so memory
-stays bounded. Generation functions receive the global indices of the examples of a batch: a
+stays bounded. Classifiers see whole (padded) batches, so they meet one batch shape; their
+predictions for the padding are dropped. Generation functions receive the global indices of the examples of a batch: a
 generator that derives its randomness from (seed, index) gives numbers that do not depend on the
 batch size or the number of devices.
 """
@@ -165,12 +166,12 @@ def conditional_coherence(cross_fn: CrossFn, predict_shared: PredictFn, xs: Sequ
     m, n = len(xs), int(np.asarray(shared_labels).shape[0])
     preds = np.zeros((m, m, n), np.int64)
     for start, count, idx, xb in iterate_batches(n, batch_size, xs):
-        out = _trim(cross_fn(xb, idx), count)
+        out = cross_fn(xb, idx)
         if on_batch is not None:
-            on_batch("cross", start, out)
+            on_batch("cross", start, _trim(out, count))
         for e in range(m):
             for d in range(m):
-                preds[e, d, start:start + count] = predict_shared(d, out[e][d])
+                preds[e, d, start:start + count] = predict_shared(d, out[e][d])[:count]
     matrix = conditional_coherence_matrix(preds, shared_labels)
     return {"matrix": matrix, **self_and_cross(matrix)}
 
@@ -201,13 +202,13 @@ def private_coherence(private_fn: PrivateFn, predict_shared: PredictFn,
     pred_shared = np.zeros((m, n), np.int64)
     pred_private = np.full((m, n), -1, np.int64)
     for start, count, idx, xb in iterate_batches(n, batch_size, xs):
-        out = _trim(private_fn(xb, idx), count)
+        out = private_fn(xb, idx)
         if on_batch is not None:
-            on_batch("private", start, out)
+            on_batch("private", start, _trim(out, count))
         for e in range(m):
-            pred_shared[e, start:start + count] = predict_shared(e, out[e])
+            pred_shared[e, start:start + count] = predict_shared(e, out[e])[:count]
             if e in private_views:
-                pred_private[e, start:start + count] = predict_private(e, out[e])
+                pred_private[e, start:start + count] = predict_private(e, out[e])[:count]
     y = np.asarray(shared_labels).reshape(-1)
     result: Dict[str, object] = {
         "private_leak": label_agreement(pred_shared, y),
@@ -232,11 +233,11 @@ def unconditional_coherence(unconditional_fn: UnconditionalFn, predict_shared: P
     """
     preds = np.zeros((num_views, num_samples), np.int64)
     for start, count, idx, _ in iterate_batches(num_samples, batch_size):
-        out = _trim(unconditional_fn(idx), count)
+        out = unconditional_fn(idx)
         if on_batch is not None:
-            on_batch("unconditional", start, out)
+            on_batch("unconditional", start, _trim(out, count))
         for v in range(num_views):
-            preds[v, start:start + count] = predict_shared(v, out[v])
+            preds[v, start:start + count] = predict_shared(v, out[v])[:count]
     return {
         "unconditional": unconditional_agreement(preds),
         "unconditional_entropy": label_entropy(preds, num_classes),
