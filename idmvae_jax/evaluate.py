@@ -147,18 +147,18 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
 
     enc = jax.jit(encode_means, in_shardings=(repl, data), out_shardings=data)
 
-    def per_example(fn, purpose: str, prior: str, with_xs: bool):
+    def per_example(fn, purpose: str, prior: str):
+        """fn(params, xs, key, cfg, prior) (or fn(params, key, num, cfg, prior) when xs is None)
+        run on every example of a batch with its own key fold_in(key_{purpose, prior}, index)."""
         key = jax.random.fold_in(jax.random.fold_in(base, _PURPOSE[purpose]),
                                  generation.PRIORS.index(prior))
 
         def run(p, xs, idx):
-            def one(x, i):
-                k = jax.random.fold_in(key, i)
-                if with_xs:
-                    return fn(p, [a[None] for a in x], k, cfg, prior)
-                return fn(p, k, 1, cfg, prior)
-            args = (xs, idx) if with_xs else (idx,)
-            out = jax.vmap(one if with_xs else (lambda i: one(None, i)))(*args)
+            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
+            if xs is None:
+                out = jax.vmap(lambda k: fn(p, k, 1, cfg, prior))(keys)
+            else:
+                out = jax.vmap(lambda x, k: fn(p, [a[None] for a in x], k, cfg, prior))(xs, keys)
             return jax.tree.map(lambda a: a[:, 0], out)  # (B, 1, ...) -> (B, ...)
         return run
 
@@ -168,9 +168,9 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
             raise ValueError(f"unknown prior {prior!r}; choose from {generation.PRIORS}")
         if prior == "diffusion" and not cfg.model.diffusion_prior:
             raise ValueError("the diffusion prior needs a model with model.diffusion_prior=True")
-        c = per_example(generation.cross_generate, "cross", prior, True)
-        pr = per_example(generation.generate_from_private, "private", prior, True)
-        u = per_example(generation.sample_unconditional, "unconditional", prior, False)
+        c = per_example(generation.cross_generate, "cross", prior)
+        pr = per_example(generation.generate_from_private, "private", prior)
+        u = per_example(generation.sample_unconditional, "unconditional", prior)
         c_jit = jax.jit(lambda p, xs, idx, c=c: [fmt(row) for row in c(p, xs, idx)],
                         in_shardings=(repl, data, data), out_shardings=data)
         p_jit = jax.jit(lambda p, xs, idx, pr=pr: fmt(pr(p, xs, idx)),
@@ -303,8 +303,12 @@ class EvalSettings:
 
 
 def probe_metrics(encode_means, train_xs, test_xs, train_labels: dict, test_labels: dict,
-                  pviews: Sequence[int], *, batch_size: int, num_fit: Optional[int]) -> Dict[str, float]:
-    """Latent probes of the posterior means (the private ones on `pviews` only)."""
+                  pviews: Sequence[int], *, batch_size: int, num_fit: Optional[int]
+                  ) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+    """Latent probes of the posterior means (the private ones on the views `pviews` only).
+
+    Returns (the `probe/...` metrics, the split's posterior means {'z', 'w'} (M, N, dim)).
+    """
     def means(xs):
         n = len(xs[0])
         zs, ws = [], []
@@ -317,10 +321,14 @@ def probe_metrics(encode_means, train_xs, test_xs, train_labels: dict, test_labe
     n_fit = None if not num_fit or num_fit <= 0 else int(num_fit)
     lat_tr = means([x[:n_fit] for x in train_xs])
     lat_te = means(test_xs)
+    pv = list(pviews)
+    if pv == list(range(len(train_xs))):  # every view has a private label: one pass
+        return probes_lib.latent_probes(
+            lat_tr, lat_te, {"shared": train_labels["y_shared"], "private": train_labels["y_private"]},
+            {"shared": test_labels["y_shared"], "private": test_labels["y_private"]}, n_fit=n_fit), lat_te
     out = probes_lib.latent_probes(lat_tr, lat_te, {"shared": train_labels["y_shared"]},
                                    {"shared": test_labels["y_shared"]}, n_fit=n_fit)
-    if pviews:
-        pv = list(pviews)
+    if pv:  # only some views have one (e.g. CUB: the image, not the caption)
         sub = lambda lat: {k: v[pv] for k, v in lat.items()}  # noqa: E731
         priv = probes_lib.latent_probes(
             sub(lat_tr), sub(lat_te),
@@ -389,7 +397,8 @@ def compute_metrics(fns: ModelFns, classifiers: Classifiers, info, train: dict, 
     real_feats = [classifiers.shared_features(v, test["x"][v]) for v in range(m)]
     image_views = _image_views(info)
     fid_on = settings.fid_feature_fn is not None and image_views and settings.fid_samples > 1
-    n_fid = min(len(test["y_shared"]), settings.fid_samples) if fid_on else 0
+    # FID: the first fid_samples real examples of the split against fid_samples generated ones.
+    n_fid = settings.fid_samples if fid_on else 0
     real_fid = {v: settings.fid_feature_fn(test["x"][v][:n_fid]) for v in image_views} if fid_on else {}
 
     for prior in fns.priors:

@@ -150,6 +150,23 @@ def test_without_private_labels_the_private_keys_are_omitted(tmp_path):
     assert not os.path.exists(tmp_path / "cross_generation_gaussian.png")
 
 
+def test_private_metrics_only_for_views_with_a_private_label():
+    """As CUB (the caption has no private label): view 1 is unlabelled (-1)."""
+    train, test = vector_data(300, seed=1), vector_data(200, seed=2)
+    for d in (train, test):
+        d["y_private"][:, 1] = -1
+    info = vector_info()
+    info = dataclasses.replace(info, views=tuple(
+        dataclasses.replace(v, has_private_label=(i != 1)) for i, v in enumerate(info.views)))
+    classifiers = ev.Classifiers(ArgmaxClassifier(0, K, 3), ArgmaxClassifier(K, K + P, 2), (0, 2))
+    metrics, _ = ev.compute_metrics(oracle_fns(), classifiers, info, train, test,
+                                    ev.EvalSettings(batch_size=64, num_fit=300), log=lambda s: None)
+    assert metrics["coherence/private"] == 1.0 and metrics["probe/w_private"] == 1.0
+    assert "probe/view2/w_private" in metrics and "probe/view1/w_private" not in metrics
+    assert "probe/view1/w_shared" in metrics
+    assert "classifier/view1/private_acc" not in metrics and metrics["classifier/private_acc"] == 1.0
+
+
 def test_report_figures_for_image_views(tmp_path):
     rng = np.random.default_rng(0)
     m, n = 2, 6
@@ -173,6 +190,66 @@ def test_report_figures_for_image_views(tmp_path):
         assert f"]({name})" in text
         Image.open(tmp_path / name).verify()
     assert "| 0.5000 | 0.7500 |" in text and "FID skipped" in text
+
+
+def _label_image(labels, noise_idx, salt):
+    """8x8 RGB images whose brightness encodes the label (plus index-seeded noise)."""
+    noise = np.stack([np.random.default_rng([salt, int(i)]).integers(0, 10, (8, 8, 3)) for i in noise_idx])
+    return (np.asarray(labels)[:, None, None, None] * 60 + noise).astype(np.uint8)
+
+
+class BrightnessClassifier:
+    test_accuracy = [1.0, 1.0]
+
+    def predict(self, view, x):
+        return np.clip(np.round(np.asarray(x, np.float64).mean(axis=(1, 2, 3)) / 60 - 0.07), 0, K - 1).astype(int)
+
+    def features(self, view, x):
+        return np.asarray(x, np.float64).reshape(len(x), -1)[:, :6]
+
+
+def test_fid_keys_with_a_feature_function_on_image_views():
+    """The FID plumbing (real vs generated features per image view, extra unconditional samples
+    when fid_samples exceeds the split) with a stand-in for the Inception features."""
+    m, n = 2, 40
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, K, n)
+    test = {"x": [_label_image(y, range(n), 50 + v) for v in range(m)], "y_shared": y}
+    train = {"x": [_label_image(y, range(n), 60 + v) for v in range(m)], "y_shared": y}
+    views = tuple(ViewInfo("image", (8, 8, 3), "uint8") for _ in range(m))
+    info = DatasetInfo("imgs", views, K, None, {"train": n, "test": n}, "digit")
+    read = BrightnessClassifier().predict
+
+    def encode(xs):
+        z = np.stack([onehot(read(0, x), K) for x in xs])
+        return z, np.zeros_like(z)
+
+    cross = lambda xs, idx: [[_label_image(read(0, xs[e]), idx, 70 + d) for d in range(m)] for e in range(m)]  # noqa: E731
+    private = lambda xs, idx: [_label_image(_draw(idx, 1, K), idx, 80 + e) for e in range(m)]  # noqa: E731
+    calls = []
+
+    def unconditional(idx):
+        calls.append(np.asarray(idx).copy())
+        y_u = _draw(idx, 2, K)
+        return [_label_image(y_u, idx, 90 + v) for v in range(m)]
+
+    fns = ev.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
+    feature_calls = []
+
+    def fid_features(images):
+        feature_calls.append(len(images))
+        return np.asarray(images, np.float64).reshape(len(images), -1)[:, :5]
+
+    settings = ev.EvalSettings(batch_size=16, num_fit=n, fid_samples=60, fid_feature_fn=fid_features)
+    metrics, _ = ev.compute_metrics(fns, ev.Classifiers(BrightnessClassifier()), info, train, test,
+                                    settings, log=lambda s: None)
+    assert metrics["coherence/self"] == 1.0 and metrics["coherence/cross"] == 1.0
+    for key in ("fid/unconditional", "fid/cross", "fid/view0/unconditional", "fid/view1/cross"):
+        assert np.isfinite(metrics[key]) and metrics[key] >= -1e-6, key
+    # 40 coherence samples, then 20 more for FID, with the next indices.
+    np.testing.assert_array_equal(np.concatenate(calls)[:40], np.arange(40))
+    assert set(np.concatenate(calls)[48:].tolist()) >= set(range(40, 60))
+    assert sum(feature_calls) == m * (40 + 60 + 40)  # real (all 40) + unconditional 60 + cross 40
 
 
 def test_pca_recovers_the_leading_direction():
