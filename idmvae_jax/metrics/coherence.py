@@ -112,7 +112,7 @@ def label_entropy(predictions, num_classes: int) -> float:
         return float("nan")
     q = counts / counts.sum()
     q = q[q > 0]
-    return float(-np.sum(q * np.log(q)))
+    return max(0.0, float(-np.sum(q * np.log(q))))  # no -0.0
 
 
 def max_entropy(num_classes: int) -> float:

@@ -304,10 +304,12 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
     fd_keys = sorted(k for k in metrics if (k.startswith("fd_classifier/") or k.startswith("fid/"))
                      and "/view" not in k)
     if fd_keys:
-        lines += ["## Fréchet distances (↓)", "",
-                  "`fd_classifier`: between the shared classifiers' penultimate features of generated "
-                  f"and real `{split}` examples (mean over views; offline). `fid`: Inception-v3 pool3 "
-                  "(image views).", ""]
+        explain = ("`fd_classifier`: between the shared classifiers' penultimate features of generated "
+                   f"and real `{split}` examples (mean over views; works offline).")
+        if any(k.startswith("fid/") for k in fd_keys):
+            explain += " `fid`: Inception-v3 pool3 features (mean over image views)."
+        lines += ["## Fréchet distances (↓)", "", explain + " `cross` pools the generations e → d "
+                  "over the sources e ≠ d.", ""]
         lines += _table(["key", "value"], [[f"`{k}`", _fmt(metrics[k])] for k in fd_keys])
         lines.append("")
 
