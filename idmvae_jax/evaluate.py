@@ -19,7 +19,8 @@ What it computes (`config.eval.*` settings in brackets):
       conditional self/cross, private and its leak, unconditional agreement and entropy
       (metrics.coherence) on the [split] split, with the Gaussian priors and, when the model has
       latent score networks and [priors] names 'diffusion', with the diffusion priors (keys
-      suffixed `_diffusion`).
+      suffixed `_diffusion`); coherence/entropy_reference = log(num_shared_classes), the entropy
+      of a generator that produces every class equally often.
   fd_classifier/{unconditional,cross}[_diffusion]
       Fréchet distance between the shared classifiers' penultimate features of generated and real
       [split] examples, mean over views (works offline).
@@ -375,6 +376,8 @@ def compute_metrics(fns: ModelFns, classifiers: Classifiers, info, train: dict, 
     art: Dict[str, Any] = {"private_views": pviews, "coherence": {}, "samples": {}, "cross": {},
                            "notes": []}
 
+    # The reference of coherence/unconditional_entropy: every class equally often.
+    metrics["coherence/entropy_reference"] = coherence_lib.max_entropy(info.num_shared_classes)
     acc = classifiers.accuracies()
     art["classifier_accuracy"] = acc
     metrics["classifier/shared_acc"] = float(np.mean(acc["shared"]))

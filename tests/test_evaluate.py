@@ -116,6 +116,7 @@ def test_oracle_model_reaches_the_ideal_values():
     assert metrics["probe/w_shared"] == pytest.approx(1 / K, abs=0.07)
     assert metrics["coherence/private_leak"] == pytest.approx(1 / K, abs=0.05)
     assert metrics["coherence/unconditional_entropy"] == pytest.approx(math.log(K), abs=0.01)
+    assert metrics["coherence/entropy_reference"] == pytest.approx(math.log(K))
     # Generated and real features follow the same (uniform one-hot) distribution.
     assert metrics["fd_classifier/unconditional"] < 0.02
     assert metrics["fd_classifier/cross"] < 0.02
