@@ -354,6 +354,20 @@ def test_cli_writes_every_metric_and_the_report(tiny_run, capsys):
                  "samples_diffusion.png", "latents.png"):
         assert os.path.getsize(eval_dir / name) > 0 and f"]({name})" in report
     assert "FID skipped" in report and "not images" in report  # view 2 is a vector
+    assert "Checkpoint step 2." in report
+
+
+def test_cli_without_a_checkpoint_says_so(tiny_run, tmp_path):
+    args = [a if not a.startswith("--workdir=") else f"--workdir={tmp_path}" for a in tiny_run["args"]]
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        ev.main(args)
+
+
+def test_cli_usage_errors():
+    with pytest.raises(SystemExit, match="usage"):
+        ev.main(["evaluate", f"--config={ROOT}/configs/npz.py:tiny"])
+    with pytest.raises(SystemExit, match="usage"):
+        ev.main(["evaluate", "--workdir=/tmp/x", "--config.eval.batch_size=3"])
 
 
 def test_generation_does_not_depend_on_batch_size_or_devices(tiny_run):
