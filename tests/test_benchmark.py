@@ -1,0 +1,155 @@
+"""The benchmark command: one JSON line with every key and sane values; jit, pmap and bf16 run."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from idmvae_jax import benchmark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "polymnist_quadrant.py")
+
+TOP_KEYS = {
+    "step_time_s", "examples_per_sec", "compile_s", "flops_per_step", "achieved_flops_per_sec",
+    "peak_flops_per_sec", "mfu", "peak_memory_bytes", "params", "devices", "batch_size", "mode",
+    "precision", "remat", "versions",
+}
+VERSION_KEYS = {"jax", "jaxlib", "flax", "python", "backend", "device_kind"}
+
+
+def load_config(arg):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_test_config", CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+@pytest.fixture
+def fast_compile():
+    """Most XLA optimisations off: these tests check the plumbing, not the speed."""
+    old = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
+def check_sane(r, *, devices, batch_size, mode, precision):
+    assert TOP_KEYS <= set(r), TOP_KEYS - set(r)
+    st = r["step_time_s"]
+    assert set(st) == {"median", "min", "max"}
+    assert 0 < st["min"] <= st["median"] <= st["max"] < 600
+    assert r["examples_per_sec"] == pytest.approx(batch_size / st["median"])
+    assert r["compile_s"] > 0
+    assert r["flops_per_step"] > 1e6
+    assert r["achieved_flops_per_sec"] == pytest.approx(r["flops_per_step"] / st["median"])
+    assert r["peak_flops_per_sec"] > 1e8
+    assert r["mfu"] == pytest.approx(r["achieved_flops_per_sec"] / r["peak_flops_per_sec"])
+    assert 0 < r["mfu"] < 1.5  # cost analysis is an estimate; a value far above 1 is a bug
+    mem = r["peak_memory_bytes"]
+    assert set(mem) == {"rss", "xla"}
+    assert mem["rss"] > 50 * 2**20 and 0 < mem["xla"] < mem["rss"]
+    assert r["params"] > 1000
+    assert (r["devices"], r["batch_size"], r["mode"], r["precision"]) == (devices, batch_size, mode, precision)
+    assert r["remat"] is False
+    assert VERSION_KEYS <= set(r["versions"]) and r["versions"]["backend"] == "cpu"
+    assert r["loss_finite"] is True
+
+
+def test_cli_prints_one_json_line():
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "idmvae_jax.benchmark", f"--config={CONFIG}:tiny", "--steps=5",
+           "--warmup=1", "--devices=1", "--peak_matmul_n=512"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stdout
+    r = json.loads(lines[0])
+    check_sane(r, devices=1, batch_size=16, mode="jit", precision="f32")
+    assert r["peak_flops_source"].startswith("measured")
+    assert r["steps"] == 5
+
+
+def test_jit_and_pmap_on_8_devices(fast_compile):
+    assert jax.device_count() == 8  # conftest
+    results = {}
+    for mode in ("jit", "pmap"):
+        r = benchmark.run_benchmark(load_config("tiny"), mode=mode, devices=8, steps=5, warmup=1, peak_flops=1e11)
+        check_sane(r, devices=8, batch_size=16, mode=mode, precision="f32")
+        results[mode] = r
+    # flops are what the devices execute, summed over devices. pmap runs the per-device program
+    # on B/8 examples, so its total is the 1-device step's; jit's SPMD partition (jax 0.10.2) keeps
+    # much of the step replicated (about 5x the work, see docs/benchmarks.md), never less than pmap.
+    for mode in ("jit", "pmap"):
+        r = results[mode]
+        assert r["flops_per_step"] == pytest.approx(r["flops_per_device"] * 8)
+    assert results["jit"]["flops_per_step"] > 0.7 * results["pmap"]["flops_per_step"]
+    assert results["jit"]["params"] == results["pmap"]["params"]
+
+
+def test_bf16_and_parts(fast_compile):
+    r = benchmark.run_benchmark(load_config("tiny,diffusion"), precision="bf16", devices=1, steps=5,
+                                warmup=1, peak_flops=1e11, parts=True)
+    check_sane(r, devices=1, batch_size=16, mode="jit", precision="bf16")
+    parts = r["parts"]
+    names = [p["name"] for p in parts["items"]]
+    assert names == ["encoder_w[0]", "encoder_z[0]", "decoder[0]", "score_nets", "noise", "optimizer"]
+    assert parts["sum_s"] == pytest.approx(sum(p["total_s"] for p in parts["items"]))
+    assert parts["step_over_sum"] == pytest.approx(r["step_time_s"]["median"] / parts["sum_s"])
+    for p in parts["items"]:
+        assert p["time_s"]["median"] > 0 and p["flops"] > 0
+    # the parts account for the step's FLOPs (the glue - KL, InfoNCE - is small)
+    assert parts["flops_sum"] == pytest.approx(r["flops_per_step"], rel=0.2)
+
+
+def test_part_counts_of_the_paper_step():
+    """5 views x (w, z) posterior branches + 5 x (w, z) re-encodes, 25 + 10 decodes at batch B."""
+    from idmvae_jax.build import build_idmvae_config
+
+    config = load_config("paper,diffusion")
+    cfg = build_idmvae_config(config, benchmark.config_views(config))
+    counts = {p["name"]: p["count"] for p in benchmark.part_plan(cfg)}
+    assert counts == {"encoder_w[0]": 10, "encoder_z[0]": 10, "decoder[0]": 35, "score_nets": 1,
+                      "noise": 1, "optimizer": 1}
+    mmvaeplus = load_config("paper,mmvaeplus")
+    cfg = build_idmvae_config(mmvaeplus, benchmark.config_views(mmvaeplus))
+    counts = {p["name"]: p["count"] for p in benchmark.part_plan(cfg)}
+    assert counts["decoder[0]"] == 25 and counts["encoder_w[0]"] == 5 and "score_nets" not in counts
+
+
+def test_views_come_from_the_config_alone():
+    views = benchmark.config_views(load_config("paper"))
+    assert [(v.kind, v.shape, v.dtype) for v in views] == [("image", (64, 64, 3), "uint8")] * 5
+    assert [v.shape for v in benchmark.config_views(load_config("mini"))] == [(32, 32, 3)] * 5
+    batch = benchmark.random_batch(views, 4)
+    assert [x.shape for x in batch["x"]] == [(4, 64, 64, 3)] * 5 and batch["x"][0].dtype.name == "uint8"
+    config = load_config("tiny")
+    config.data.name = "npz"
+    with pytest.raises(ValueError, match="never reads a dataset"):
+        benchmark.config_views(config)
+
+
+def test_cost_analysis_shapes():
+    class Dict:
+        def cost_analysis(self):
+            return {"flops": 10.0}
+
+    class ListOfDicts:
+        def cost_analysis(self):
+            return [{"flops": 4.0}, {"flops": 6.0}]
+
+    class Missing:
+        def cost_analysis(self):
+            return None
+
+    assert benchmark.cost_flops(Dict()) == 10.0
+    assert benchmark.cost_flops(ListOfDicts()) == 10.0
+    assert benchmark.cost_flops(Missing()) is None
+    stats = {"temp_size_in_bytes": 5, "argument_size_in_bytes": 3, "output_size_in_bytes": 2, "alias_size_in_bytes": 2}
+    assert benchmark.xla_peak_bytes(stats) == 8
+    assert not math.isnan(benchmark.peak_rss_bytes())
