@@ -22,9 +22,9 @@ The scoring functions (`conditional_coherence_matrix`, `self_and_cross`, `label_
 `coherence_metrics`) run generation functions over the data in fixed-size batches (the last one
 padded, then trimmed) and classify each batch with `predict(view, x) -> (B,) labels`, so memory
 stays bounded. Classifiers see whole (padded) batches, so they meet one batch shape; their
-predictions for the padding are dropped. Generation functions receive the global indices of the examples of a batch: a
-generator that derives its randomness from (seed, index) gives numbers that do not depend on the
-batch size or the number of devices.
+predictions for the padding are dropped. Generation functions receive the global indices of the
+examples of a batch: a generator that derives its randomness from (seed, index) gives numbers that
+do not depend on the batch size or the number of devices.
 """
 from __future__ import annotations
 

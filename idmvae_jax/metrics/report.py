@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -101,7 +101,8 @@ def save_cross_grid(path: str, sources: Sequence[np.ndarray], cross: Sequence[Se
     views = list(views)
     if not views:
         return None
-    k = min(num_examples, *(len(cross[e][d]) for e in views for d in views), *(len(sources[e]) for e in views))
+    k = min(num_examples, *(len(cross[e][d]) for e in views for d in views),
+            *(len(sources[e]) for e in views))
     cells, row_labels = [], []
     for e in views:
         row = [to_uint8_image(sources[e][i]) for i in range(k)]
@@ -268,7 +269,8 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
             ["probe/w_shared", metrics.get("probe/w_shared"), f"w → {sname}", f"↓ chance {chance_s:.3f}"],
             ["probe/u_shared", metrics.get("probe/u_shared"), f"[w, z] → {sname}", "↑ 1"]]
     if has_private:
-        rows += [["probe/z_private", metrics.get("probe/z_private"), f"z → {pname}", f"↓ chance {chance_p:.3f}"],
+        rows += [["probe/z_private", metrics.get("probe/z_private"), f"z → {pname}",
+                  f"↓ chance {chance_p:.3f}"],
                  ["probe/w_private", metrics.get("probe/w_private"), f"w → {pname}", "↑ 1"],
                  ["probe/u_private", metrics.get("probe/u_private"), f"[w, z] → {pname}", "↑ 1"]]
     lines += _table(["key", "value", "probe", "ideal"], [[f"`{r[0]}`", _fmt(r[1]), r[2], r[3]] for r in rows])
@@ -281,15 +283,16 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
             ("cross", f"e → d ≠ e: {sname} kept", "↑ 1", f"{sname} {shared_acc}")]
     if has_private:
         spec.append(("private", f"from w_e: {pname} kept", "↑ 1", f"{pname} {private_acc}"))
-    spec += [("private_leak", f"from w_e: {sname} kept (leak)", f"↓ chance {chance_s:.3f}", f"{sname} {shared_acc}"),
+    spec += [("private_leak", f"from w_e: {sname} kept (leak)", f"↓ chance {chance_s:.3f}",
+              f"{sname} {shared_acc}"),
              ("unconditional", f"all views agree on {sname}", "↑ 1", f"{sname} {shared_acc}"),
              ("unconditional_entropy", f"entropy of predicted {sname} (nats)",
               f"log {k_shared} = {math.log(k_shared):.3f}", f"{sname} {shared_acc}")]
     header = ["key", "meaning"] + [PRIOR_TITLES[p] for p in priors] + ["ideal", "classifier acc"]
     rows = []
     for name, meaning, ideal, cacc in spec:
-        rows.append([f"`coherence/{name}`", meaning]
-                    + [_fmt(metrics.get(f"coherence/{name}{PRIOR_SUFFIX[p]}")) for p in priors] + [ideal, cacc])
+        values = [_fmt(metrics.get(f"coherence/{name}{PRIOR_SUFFIX[p]}")) for p in priors]
+        rows.append([f"`coherence/{name}`", meaning] + values + [ideal, cacc])
     lines += _table(header, rows)
     lines.append("")
     for p in priors:
