@@ -1,0 +1,89 @@
+r"""Trains IDMVAE: `python -m idmvae_jax.main --config=configs/NAME.py[:ARGS] --workdir=DIR`.
+
+Resumes from the latest checkpoint in DIR/checkpoints when there is one. Override any config
+field with --config.SECTION.FIELD=VALUE (a misspelt field is an error: the config is locked).
+
+Multi-process runs: every process runs the same command. --coordinator_address, --num_processes
+and --process_id (or the environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+JAX_PROCESS_ID) initialise `jax.distributed` explicitly; --distributed initialises it with
+cluster auto-detection (TPU pods, SLURM, ...). See launch/.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() with cluster auto-detection.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS", ""),
+    "host:port of process 0's coordinator (explicit multi-process set-up).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", int(os.environ.get("JAX_NUM_PROCESSES", "0") or 0), "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", int(os.environ.get("JAX_PROCESS_ID", "-1") or -1), "This process's index.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
+                           auto: bool = False) -> bool:
+    """Initialises jax.distributed when asked; returns whether it did."""
+    import jax
+
+    if coordinator:
+        if num_processes < 1 or process_id < 0:
+            raise app.UsageError("--coordinator_address needs --num_processes and --process_id")
+        if jax.config.jax_platforms and "cpu" in jax.config.jax_platforms:
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+        return True
+    if auto:
+        jax.distributed.initialize()
+        return True
+    return False
+
+
+def _quiet_orbax() -> None:
+    """Orbax logs every save step at INFO through absl; keep its warnings only."""
+    handler = logging.get_absl_handler()
+    handler.addFilter(lambda record: record.levelno >= logging.converter.STANDARD_WARNING
+                      or "orbax" not in record.pathname)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    _quiet_orbax()
+    initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
+
+    import jax
+    import flax
+    import optax
+    import orbax.checkpoint as ocp
+
+    from idmvae_jax import train
+
+    logging.info("python %s; jax %s, jaxlib %s, flax %s, optax %s, orbax-checkpoint %s",
+                 sys.version.split()[0], jax.__version__, jax.lib.__version__ if hasattr(jax.lib, "__version__")
+                 else "?", flax.__version__, optax.__version__, getattr(ocp, "__version__", "?"))
+    logging.info("process %d of %d; %d local / %d global devices: %s", jax.process_index(),
+                 jax.process_count(), jax.local_device_count(), jax.device_count(), jax.local_devices())
+    if jax.process_index() == 0:
+        print(f"idmvae_jax: {jax.device_count()} {jax.default_backend()} device(s), "
+              f"{jax.process_count()} process(es); workdir {_WORKDIR.value}", flush=True)
+    try:
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except train.NonFiniteLossError as error:
+        logging.error("%s", error)
+        print(f"ERROR: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,102 @@
+"""train_and_evaluate on the tiny PolyMNIST-Quadrant config: outputs, resume, the NaN guard."""
+import importlib.util
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from idmvae_jax import checkpointing, losses, parallel, train, writers
+from idmvae_jax import train_step as ts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(data_dir, num_steps, sample_every=0):
+    spec = importlib.util.spec_from_file_location("cfg_pmq_train", os.path.join(ROOT, "configs", "polymnist_quadrant.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config("tiny")
+    c.data.cache_dir = str(data_dir)
+    c.data.num_views = 2  # fewer views: shorter compilation, same code paths
+    c.train.num_steps = num_steps
+    c.train.log_every = 2
+    c.train.checkpoint_every = 2
+    c.train.keep_checkpoints = 2
+    c.train.sample_every = sample_every
+    c.train.num_sample_examples = 3
+    return c
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compile():
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run A: 4 steps straight (with samples). Run B: 2 steps, then resumed to 4."""
+    data_dir = tmp_path_factory.getbasetemp().parent / "idmvae_data"  # shared by xdist workers
+    a, b = tmp_path_factory.mktemp("run_a"), tmp_path_factory.mktemp("run_b")
+    state_a = train.train_and_evaluate(tiny_config(data_dir, 4, sample_every=4), str(a))
+    train.train_and_evaluate(tiny_config(data_dir, 2), str(b))
+    state_b = train.train_and_evaluate(tiny_config(data_dir, 4), str(b))
+    return dict(data_dir=data_dir, a=a, b=b, state_a=state_a, state_b=state_b)
+
+
+def host(tree):
+    return jax.tree.map(parallel.to_host, tree)
+
+
+def test_resume_gives_identical_parameters(runs):
+    pa, pb = host(runs["state_a"].params), host(runs["state_b"].params)
+    jax.tree.map(np.testing.assert_array_equal, pa, pb)
+    assert int(parallel.to_host(runs["state_b"].step)) == 4
+    steps_b = [r["step"] for r in writers.read_metrics(str(runs["b"]))]
+    assert steps_b == [2, 4]  # appended across the restart
+    np.testing.assert_allclose(writers.read_metrics(str(runs["a"]))[-1]["total"],
+                               writers.read_metrics(str(runs["b"]))[-1]["total"], rtol=0)
+
+
+def test_run_outputs(runs):
+    a = str(runs["a"])
+    records = writers.read_metrics(a)
+    assert [r["step"] for r in records] == [2, 4]
+    for key in ("elbo", "recon", "kl", "cross_mi", "genaug", "diffusion", "total", "grad_norm",
+                "examples_per_sec", "steps_per_sec"):
+        assert key in records[-1], key
+    config = json.load(open(os.path.join(a, "config.json")))
+    assert config["train"]["num_steps"] == 4 and config["resolved_num_steps"] == 4
+    assert os.listdir(os.path.join(a, "tensorboard"))
+    assert sorted(checkpointing.Checkpointer(a).all_steps()) == [2, 4]  # keep-last-2
+    samples = sorted(os.listdir(os.path.join(a, "samples")))
+    assert samples == ["step_00000004_cross_generations.png", "step_00000004_reconstructions.png",
+                       "step_00000004_unconditional.png"]
+
+
+def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):
+    workdir = tmp_path / "nan_run"
+    shutil.copytree(runs["b"], workdir)  # holds checkpoints 2 and 4
+
+    def nan_cross_mi(params, batch, key, cfg, *, axis_name=None):
+        total, aux = losses.loss_fn(params, batch, key, cfg, axis_name=axis_name)
+        aux = dict(aux, cross_mi=aux["cross_mi"] + jnp.nan)
+        return total + aux["cross_mi"], aux
+
+    with pytest.raises(train.NonFiniteLossError, match=r"step 4: term\(s\) cross_mi") as info:
+        train.train_and_evaluate(tiny_config(runs["data_dir"], 8), str(workdir), loss_fn=nan_cross_mi)
+    assert info.value.step == 4 and info.value.last_checkpoint == 4
+    ckpt = checkpointing.Checkpointer(str(workdir))
+    assert ckpt.latest_step() == 4  # nothing written after the bad step
+    ckpt.close()
+    # the last good checkpoint still holds the uninterrupted run's parameters
+    state_a = runs["state_a"]
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state_a)
+    restored = checkpointing.restore_params(str(workdir), abstract)
+    jax.tree.map(np.testing.assert_array_equal, host(restored), host(state_a.params))
