@@ -38,8 +38,11 @@ def initialize_distributed(coordinator: str = "", num_processes: int = 0, proces
     if coordinator:
         if num_processes < 1 or process_id < 0:
             raise app.UsageError("--coordinator_address needs --num_processes and --process_id")
-        if jax.config.jax_platforms and "cpu" in jax.config.jax_platforms:
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        if "cpu" in (os.environ.get("JAX_PLATFORMS") or ""):
+            try:  # CPU processes need a collectives backend (gloo is the default on recent jax)
+                jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            except AttributeError:
+                pass
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id)
         return True
