@@ -161,8 +161,11 @@ class MultimodalVAE:
         """u (Mg, S, B, D) -> decoder output dict with leading (Mg, S, B)."""
         _, idx = self.groups[g]
         mg, s, b, d = u.shape
-        out = self._map_views(self.decoders[g].apply, params["decoders"][group_name(idx)], u.reshape(mg, s * b, d))
-        return jax.tree_util.tree_map(lambda a: a.reshape(mg, s, b, *a.shape[2:]), out)
+        # Fold samples into the batch batch-major: a batch axis sharded over a mesh then stays a
+        # contiguous tiling of the folded axis (sample-major folding makes XLA replicate the decodes).
+        flat = u.transpose(0, 2, 1, 3).reshape(mg, b * s, d)
+        out = self._map_views(self.decoders[g].apply, params["decoders"][group_name(idx)], flat)
+        return jax.tree_util.tree_map(lambda a: a.reshape(mg, b, s, *a.shape[2:]).swapaxes(1, 2), out)
 
     def log_likelihood(self, params, u: jax.Array, xs) -> jax.Array:
         """lambda_d-weighted log p(x_d | u_d) for every target view d.
