@@ -75,6 +75,7 @@ def test_cli_prints_one_json_line():
     assert r["steps"] == 5
 
 
+@pytest.mark.slow
 def test_jit_and_pmap_on_8_devices(fast_compile):
     assert jax.device_count() == 8  # conftest
     results = {}
@@ -83,15 +84,16 @@ def test_jit_and_pmap_on_8_devices(fast_compile):
         check_sane(r, devices=8, batch_size=16, mode=mode, precision="f32")
         results[mode] = r
     # flops are what the devices execute, summed over devices. pmap runs the per-device program
-    # on B/8 examples, so its total is the 1-device step's; jit's SPMD partition (jax 0.10.2) keeps
-    # much of the step replicated (about 5x the work, see docs/benchmarks.md), never less than pmap.
+    # on B/8 examples, so its total is the 1-device step's; jit's SPMD partition must not replicate
+    # the step's work (decodes folded sample-major once made each device run 68% of it).
     for mode in ("jit", "pmap"):
         r = results[mode]
         assert r["flops_per_step"] == pytest.approx(r["flops_per_device"] * 8)
-    assert results["jit"]["flops_per_step"] > 0.7 * results["pmap"]["flops_per_step"]
+    assert 0.7 * results["pmap"]["flops_per_step"] < results["jit"]["flops_per_step"] < 1.2 * results["pmap"]["flops_per_step"]
     assert results["jit"]["params"] == results["pmap"]["params"]
 
 
+@pytest.mark.slow
 def test_bf16_and_parts(fast_compile):
     r = benchmark.run_benchmark(load_config("tiny,diffusion"), precision="bf16", devices=1, steps=5,
                                 warmup=1, peak_flops=1e11, parts=True)
