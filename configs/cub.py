@@ -10,19 +10,8 @@ Run:
   python -m idmvae_jax.main --config=configs/cub.py:paper --workdir=/tmp/cub \
       --config.data.manual_dir=/path/to/cub --config.data.cub_latents_file=sd_latents.npz
 """
-import importlib.util
-import os
-import sys
 
-
-def _common():
-    name = "idmvae_configs_common"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from idmvae_jax import config_defaults as common
 
 
 SIZES = ("paper", "tiny")
@@ -30,7 +19,6 @@ WEIGHTS = (40.0, 10.0, 0.1)
 
 
 def get_config(arg=None):
-    common = _common()
     size, variant = common.parse_arg(arg, SIZES, "paper")
     c = common.base_config()
     c.data.name = "cub"

@@ -9,19 +9,8 @@ Run:
   python -m idmvae_jax.main --config=configs/npz.py --workdir=/tmp/mydata \
       --config.data.path=/path/to/folder_with_npz
 """
-import importlib.util
-import os
-import sys
 
-
-def _common():
-    name = "idmvae_configs_common"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from idmvae_jax import config_defaults as common
 
 
 SIZES = ("default", "tiny")
@@ -29,7 +18,6 @@ WEIGHTS = (80.0, 20.0, 1.0)
 
 
 def get_config(arg=None):
-    common = _common()
     size, variant = common.parse_arg(arg, SIZES, "default")
     c = common.base_config()
     c.data.name = "npz"

@@ -1,4 +1,4 @@
-"""Shared defaults and variant logic of every config in configs/.
+"""Shared defaults and variant logic of every config in configs/ (`from idmvae_jax import config_defaults as common`).
 
 A dataset config builds `base_config()`, overrides what its dataset and size need, then calls
 `finalize(config, variant, weights)`. The sections and the fields other code reads:
