@@ -30,7 +30,7 @@ def sample_diffusion_prior(model: MultimodalVAE, params, x_z, x_w, cfg: IDMVAECo
     Returns (z (..., N, Z), w (M, N, W)): the z network is shared by the views, each view has its
     own w network.
     """
-    model._require_score()
+    model.require_diffusion_prior()
     schedule = diffusion_lib.schedule_from_config(cfg.diffusion)
     steps = cfg.diffusion.ddim_steps
     z = diffusion_lib.ddim_sample(

@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, lrelu, upsample_nearest_2x
 from idmvae_jax.models.network import Network
@@ -118,7 +119,7 @@ def make_decoder(spec, latent_dim: int, dtype=jnp.float32) -> Network:
     init(key) -> params;  apply(params, u (B, latent_dim)) -> likelihood parameter dict (see module doc).
     """
     module = ViewDecoder(spec, dtype=dtype)
-    example = jnp.zeros((1, latent_dim), jnp.float32)
+    example = np.zeros((1, latent_dim), np.float32)  # numpy: safe to build inside a trace
 
     def init(key):
         return module.init(key, example)["params"]

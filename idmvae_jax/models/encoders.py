@@ -18,6 +18,7 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, avg_pool_3s2, lrelu
 
@@ -165,7 +166,7 @@ def build_encoder_module(spec, w_dim: int, z_dim: int, dtype=jnp.float32) -> nn.
 def make_encoder(spec, w_dim: int, z_dim: int, dtype=jnp.float32) -> Encoder:
     """Factory: the pure encoder functions of one view described by `spec` (a ViewSpec)."""
     module = build_encoder_module(spec, w_dim, z_dim, dtype)
-    example = jnp.zeros((1, *encoder_input_shape(spec)), jnp.float32)
+    example = np.zeros((1, *encoder_input_shape(spec)), np.float32)  # numpy: safe to build inside a trace
 
     def init(key):
         return module.init(key, example)["params"]

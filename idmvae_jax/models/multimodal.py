@@ -214,19 +214,10 @@ class MultimodalVAE:
         return jax.vmap(self.critic_w.apply)(params["critic"]["w"], a, b)
 
     # ------------------------------------------------------------------ score networks
-    def _require_score(self):
+    def require_diffusion_prior(self):
+        """Raises a clear error when the model was built without score networks."""
         if self.score_z is None:
             raise ValueError("this model has no diffusion prior: set config.model.diffusion_prior=True")
-
-    def score_z_apply(self, params, x, t):
-        """x0-prediction of the shared prior: x (N, Z), t (N,) int -> (N, Z)."""
-        self._require_score()
-        return self.score_z.apply(params["score_z"], x, t)
-
-    def score_w_apply(self, params, x, t):
-        """x0-prediction of each private prior: x (M, N, W), t (M, N) int -> (M, N, W)."""
-        self._require_score()
-        return jax.vmap(self.score_w.apply)(params["score_w"], x, t)
 
 
 @functools.lru_cache(maxsize=64)
