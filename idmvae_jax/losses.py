@@ -254,10 +254,20 @@ def _noise_layout(cfg: IDMVAEConfig) -> dict:
     return layout
 
 
+def _open_unit_uniform(key: jax.Array, n: int) -> jax.Array:
+    """(n,) float32 uniforms on the open interval (0, 1): (k + 1/2) 2^-23 for a random 23-bit k.
+
+    Midpoints never reach 0 or 1 (nor round to them after 2u - 1), so every inverse CDF below stays
+    finite: the normal tail ends at +-5.29, the Laplace one at +-15.9.
+    """
+    k = jax.random.bits(key, (n,), jnp.uint32) >> 9
+    return (k.astype(jnp.float32) + 0.5) * (2.0 ** -23)
+
+
 def _from_uniform(u: jax.Array, transform: str, num_timesteps: int) -> jax.Array:
     """Inverse-CDF transform of U(0, 1) draws: standard normal, standard Laplace, or a step in [0, T)."""
     if transform == "normal":
-        return jnp.sqrt(2.0) * jax.scipy.special.erfinv(2.0 * u - 1.0)
+        return jax.scipy.special.ndtri(u)
     if transform == "laplace":
         c = u - 0.5
         return -jnp.sign(c) * jnp.log1p(-2.0 * jnp.abs(c))
@@ -267,19 +277,17 @@ def _from_uniform(u: jax.Array, transform: str, num_timesteps: int) -> jax.Array
 def draw_example_noise(key: jax.Array, positions: jax.Array, cfg: IDMVAEConfig) -> dict:
     """All per-example random draws of one step, each a function of (key, global position).
 
-    positions: (B,) global example positions. For each example one stream of uniforms is drawn
-    from fold_in(key, position) (one generator call keeps compile times short) and cut into named
-    pieces, each mapped by its inverse CDF. Returns arrays laid out view-major:
+    positions: (B,) global example positions. For each example one stream of uniforms on (0, 1) is
+    drawn from fold_in(key, position) (one generator call keeps compile times short) and cut into
+    named pieces, each mapped by its inverse CDF (always finite: see _open_unit_uniform). Returns arrays laid out view-major:
       elbo_w (M, K, B, W), elbo_z (M, K, B, Z), aux_w (M_t, M_s, K, B, W)       [posterior family]
       genaug_w (M, B, W), genaug_z (M, B, Z), swap_w, swap_z (M, B, .)          [if l2 > 0]
       diff_t_z, diff_t_w (M, B) int, diff_noise_z (M, B, Z), diff_noise_w (M, B, W)  [if l_diff > 0]
     """
     layout = _noise_layout(cfg)
     sizes = [math.prod(shape) for shape, _ in layout.values()]
-    tiny = jnp.finfo(jnp.float32).tiny
-
     def one_example(i):
-        u = jax.random.uniform(jax.random.fold_in(key, i), (sum(sizes),), minval=tiny, maxval=1.0)
+        u = _open_unit_uniform(jax.random.fold_in(key, i), sum(sizes))
         pieces = jnp.split(u, list(itertools.accumulate(sizes))[:-1])
         return {
             name: _from_uniform(piece, transform, cfg.diffusion.num_timesteps).reshape(shape)

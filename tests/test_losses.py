@@ -587,6 +587,20 @@ class NoiseTest(parameterized.TestCase):
         self.assertTrue(t.min() >= 0 and t.max() <= 999)
         self.assertGreater(stats.kstest(t, stats.randint(0, 1000).cdf).pvalue, 1e-4)
 
+    @parameterized.parameters("normal", "laplace")
+    def test_extreme_uniforms_map_to_finite_noise(self, transform):
+        """The inverse CDFs at the ends of the uniform grid stay finite: a uniform of exactly 0
+        (probability 2^-23 per draw, i.e. several times per mini run) once gave -inf and a NaN loss."""
+        k = jnp.array([0, 1, 2**22, 2**23 - 2, 2**23 - 1], jnp.uint32)
+        u = (k.astype(jnp.float32) + 0.5) * 2.0**-23  # what _open_unit_uniform produces for these k
+        x = np.asarray(losses._from_uniform(u, transform, 1000))
+        self.assertTrue(np.all(np.isfinite(x)), x)
+        law = stats.norm if transform == "normal" else stats.laplace
+        np.testing.assert_allclose(x, law.ppf(np.asarray(u, np.float64)), rtol=1e-4, atol=1e-4)
+        draws = np.asarray(losses._open_unit_uniform(jax.random.key(0), 1 << 16))
+        self.assertTrue(draws.min() > 0.0 and draws.max() < 1.0)
+        self.assertGreater(stats.kstest(draws, stats.uniform.cdf).pvalue, 1e-4)
+
 
 # ====================================================================================== loss_fn
 def np_loss_fn(model, params, batch, key, cfg):
