@@ -1,0 +1,211 @@
+r"""Collects finished runs into a results table: `python -m idmvae_jax.results --root=DIR --out=PREFIX`.
+
+DIR holds one workdir per run, named `{variant}_seed{S}` (what launch/reproduce_mini.sh makes);
+a run counts once `eval/metrics.json` exists. Writes
+
+  PREFIX.json  {"variants": {name: {metric: {mean, std, seeds, values}}},
+                "runs": {run: {variant, seed, commit, config_hash, train_wall_s, eval_wall_s, ...}}}
+  PREFIX.md    the paper-layout table (probes z->digit, z->quad, w->quad, w->digit; coherence self,
+               cross, unconditional; unconditional with the diffusion prior), per-run provenance, and
+               the sample figures copied next to it (PREFIX_figures/).
+
+Variants map to result names: idmvae, mmvaeplus, no_crossmi, no_genaug, and diffusion ->
+idmvae_diffusion. std is the sample standard deviation (ddof = 1; 0 for one seed).
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+from typing import Optional
+
+VARIANT_NAMES = {
+    "idmvae": "idmvae",
+    "mmvaeplus": "mmvaeplus",
+    "no_crossmi": "no_crossmi",
+    "no_genaug": "no_genaug",
+    "diffusion": "idmvae_diffusion",
+}
+ROW_LABELS = {
+    "mmvaeplus": "MMVAE+ (λ1 = λ2 = 0)",
+    "idmvae": "IDMVAE",
+    "no_crossmi": "IDMVAE, λ1 = 0",
+    "no_genaug": "IDMVAE, λ2 = 0",
+    "idmvae_diffusion": "IDMVAE + diffusion prior",
+}
+# (column header, metric key): the paper's probe table, then its coherence ablation.
+TABLE_COLUMNS = (
+    ("z→digit ↑", "probe/z_shared"),
+    ("z→quad ↓", "probe/z_private"),
+    ("w→quad ↑", "probe/w_private"),
+    ("w→digit ↓", "probe/w_shared"),
+    ("self", "coherence/self"),
+    ("cross", "coherence/cross"),
+    ("uncond.", "coherence/unconditional"),
+    ("uncond. entropy", "coherence/unconditional_entropy"),
+    ("uncond. (diffusion)", "coherence/unconditional_diffusion"),
+    ("uncond. entropy (diffusion)", "coherence/unconditional_entropy_diffusion"),
+)
+_RUN_DIR = re.compile(r"^(?P<variant>[a-z_]+)_seed(?P<seed>\d+)$")
+
+
+def config_hash(workdir: str) -> Optional[str]:
+    """sha256 (first 12 hex) of the run's resolved config.json, canonically re-serialised."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        cfg = json.load(f)
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _read_json(path: str, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def _float(v) -> float:
+    return float(v) if not isinstance(v, str) else float(v)  # "nan"/"inf" strings from metrics.json
+
+
+def find_runs(root: str) -> dict:
+    """run name -> (variant, seed, workdir) for every finished run under root."""
+    runs = {}
+    for workdir in sorted(glob.glob(os.path.join(root, "*"))):
+        m = _RUN_DIR.match(os.path.basename(workdir))
+        if m and os.path.exists(os.path.join(workdir, "eval", "metrics.json")):
+            runs[os.path.basename(workdir)] = (m["variant"], int(m["seed"]), workdir)
+    return runs
+
+
+def summarise(values: list) -> dict:
+    """{mean, std (ddof 1; 0 for one value)} of a list of floats."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std}
+
+
+def collect(root: str) -> dict:
+    """The results dict (see the module docstring) of the finished runs under root."""
+    by_variant: dict = {}
+    runs_out = {}
+    for run, (variant, seed, workdir) in find_runs(root).items():
+        if variant not in VARIANT_NAMES:
+            raise ValueError(f"{workdir}: unknown variant {variant!r}; expected one of {sorted(VARIANT_NAMES)}")
+        name = VARIANT_NAMES[variant]
+        metrics = _read_json(os.path.join(workdir, "eval", "metrics.json"))
+        info = _read_json(os.path.join(workdir, "run_info.json"), {})
+        by_variant.setdefault(name, []).append((seed, metrics))
+        runs_out[run] = {
+            "variant": name,
+            "seed": seed,
+            "commit": info.get("commit"),
+            "config_hash": config_hash(workdir),
+            "config": info.get("config"),
+            "train_wall_s": info.get("train_wall_s"),
+            "eval_wall_s": info.get("eval_wall_s"),
+        }
+    variants = {}
+    for name, seeded in by_variant.items():
+        seeded.sort(key=lambda t: t[0])
+        keys = sorted(set().union(*(m.keys() for _, m in seeded)))
+        out = {}
+        for key in keys:
+            pairs = [(s, _float(m[key])) for s, m in seeded if key in m and not isinstance(m[key], (dict, list))]
+            if pairs:
+                out[key] = dict(summarise([v for _, v in pairs]), seeds=[s for s, _ in pairs],
+                                values=[v for _, v in pairs])
+        variants[name] = out
+    return {"variants": variants, "runs": runs_out}
+
+
+def _cell(stat: Optional[dict]) -> str:
+    if stat is None:
+        return "—"
+    if len(stat["values"]) > 1:
+        return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+    return f"{stat['mean']:.3f}"
+
+
+def markdown_table(results: dict) -> str:
+    """The paper-layout table: one row per variant present, mean ± std over seeds."""
+    head = "| model | seeds | " + " | ".join(c for c, _ in TABLE_COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 2)]
+    for name in ROW_LABELS:
+        stats = results["variants"].get(name)
+        if stats is None:
+            continue
+        seeds = stats[TABLE_COLUMNS[0][1]]["seeds"] if TABLE_COLUMNS[0][1] in stats else []
+        cells = [_cell(stats.get(key)) for _, key in TABLE_COLUMNS]
+        lines.append(f"| {ROW_LABELS[name]} | {len(seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def runs_table(results: dict) -> str:
+    lines = ["| run | commit | config hash | train wall (min) | eval wall (min) |", "|---|---|---|---|---|"]
+    for run, r in sorted(results["runs"].items()):
+        fmt = lambda s: f"{s / 60:.1f}" if isinstance(s, (int, float)) else "—"  # noqa: E731
+        lines.append(f"| {run} | {(r['commit'] or '—')[:10]} | {r['config_hash'] or '—'} | "
+                     f"{fmt(r['train_wall_s'])} | {fmt(r['eval_wall_s'])} |")
+    return "\n".join(lines)
+
+
+def copy_figures(root: str, figures_dir: str) -> list:
+    """Copies each seed-0 run's cross-generation and sample grids; returns (run, file) pairs."""
+    os.makedirs(figures_dir, exist_ok=True)
+    copied = []
+    for run, (_, seed, workdir) in find_runs(root).items():
+        if seed != 0:
+            continue
+        for path in sorted(glob.glob(os.path.join(workdir, "eval", "*.png"))):
+            name = f"{run}_{os.path.basename(path)}"
+            shutil.copyfile(path, os.path.join(figures_dir, name))
+            copied.append((run, name))
+    return copied
+
+
+def write(root: str, prefix: str, preamble: str = "") -> dict:
+    """Writes PREFIX.json, PREFIX.md and PREFIX_figures/; returns the results dict."""
+    results = collect(root)
+    if not results["runs"]:
+        raise FileNotFoundError(f"no finished runs (DIR/VARIANT_seedS/eval/metrics.json) under {root}")
+    with open(prefix + ".json", "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+    figures_dir = prefix + "_figures"
+    figures = copy_figures(root, figures_dir)
+    rel = os.path.basename(figures_dir)
+    parts = [preamble.strip(), "## Results", "", markdown_table(results), "",
+             "## Runs", "", runs_table(results), "", "## Figures", ""]
+    for run, name in figures:
+        parts.append(f"**{run}** — `{name}`\n\n![{run} {name}]({rel}/{name})\n")
+    with open(prefix + ".md", "w") as f:
+        f.write("\n".join(p for p in parts if p is not None) + "\n")
+    return results
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, help="directory of VARIANT_seedS workdirs")
+    parser.add_argument("--out", required=True, help="output prefix, e.g. docs/results_mini")
+    parser.add_argument("--preamble", default="", help="a Markdown file whose text opens PREFIX.md")
+    args = parser.parse_args(argv)
+    preamble = ""
+    if args.preamble:
+        with open(args.preamble) as f:
+            preamble = f.read()
+    results = write(args.root, args.out, preamble)
+    print(markdown_table(results))
+    print(f"wrote {args.out}.md and {args.out}.json ({len(results['runs'])} runs)")
+
+
+if __name__ == "__main__":
+    main()
