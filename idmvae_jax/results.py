@@ -71,7 +71,8 @@ def _read_json(path: str, default=None):
 
 
 def _float(v) -> float:
-    return float(v) if not isinstance(v, str) else float(v)  # "nan"/"inf" strings from metrics.json
+    """A metrics.json value as a float (non-finite values are stored as the strings "nan"/"inf")."""
+    return float(v)
 
 
 def find_runs(root: str) -> dict:

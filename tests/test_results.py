@@ -1,0 +1,68 @@
+"""idmvae_jax.results: collecting finished runs into the results table (numbers from metrics.json)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from idmvae_jax import results
+
+
+def _run(root, name, metrics, config=None, info=None, finished=True):
+    wd = root / name
+    (wd / "eval").mkdir(parents=True)
+    if finished:
+        (wd / "eval" / "metrics.json").write_text(json.dumps(metrics))
+        (wd / "eval" / "cross_generation_gaussian.png").write_bytes(b"\x89PNG fake")
+    (wd / "config.json").write_text(json.dumps(config or {"seed": 0}))
+    if info is not None:
+        (wd / "run_info.json").write_text(json.dumps(info))
+    return wd
+
+
+def test_collect_means_stds_and_provenance(tmp_path):
+    z = {0: 0.91, 1: 0.95, 2: 0.97}
+    for seed, v in z.items():
+        _run(tmp_path, f"idmvae_seed{seed}", {"probe/z_shared": v, "coherence/self": "nan"},
+             config={"seed": seed}, info={"commit": "abc123", "train_wall_s": 60.0 * (seed + 1)})
+    _run(tmp_path, "mmvaeplus_seed0", {"probe/z_shared": 0.4})
+    _run(tmp_path, "diffusion_seed0", {"coherence/unconditional_diffusion": 0.3})
+    _run(tmp_path, "no_genaug_seed0", {"probe/z_shared": 0.1}, finished=False)  # not evaluated yet
+    (tmp_path / "notes").mkdir()  # not a run directory
+
+    res = results.collect(str(tmp_path))
+    stat = res["variants"]["idmvae"]["probe/z_shared"]
+    values = np.array([z[s] for s in sorted(z)])
+    assert stat["seeds"] == [0, 1, 2] and stat["values"] == pytest.approx(values.tolist())
+    assert stat["mean"] == pytest.approx(values.mean()) and stat["std"] == pytest.approx(values.std(ddof=1))
+    assert np.isnan(res["variants"]["idmvae"]["coherence/self"]["mean"])
+    assert res["variants"]["mmvaeplus"]["probe/z_shared"]["std"] == 0.0
+    assert "idmvae_diffusion" in res["variants"] and "no_genaug" not in res["variants"]
+    assert set(res["runs"]) == {"idmvae_seed0", "idmvae_seed1", "idmvae_seed2", "mmvaeplus_seed0", "diffusion_seed0"}
+    r1 = res["runs"]["idmvae_seed1"]
+    assert r1["commit"] == "abc123" and r1["train_wall_s"] == 120.0
+    assert r1["config_hash"] != res["runs"]["idmvae_seed0"]["config_hash"]  # different seed, different config
+
+
+def test_write_outputs_table_json_and_figures(tmp_path):
+    root = tmp_path / "runs"
+    _run(root, "idmvae_seed0", {"probe/z_shared": 0.9, "probe/w_shared": 0.2})
+    _run(root, "mmvaeplus_seed0", {"probe/z_shared": 0.4, "probe/w_shared": 0.5})
+    prefix = str(tmp_path / "out" / "results")
+    os.makedirs(os.path.dirname(prefix))
+    results.write(str(root), prefix, "# Title\n")
+    text = open(prefix + ".md").read()
+    assert text.startswith("# Title")
+    rows = [line for line in text.splitlines() if line.startswith("| IDMVAE |") or line.startswith("| MMVAE+")]
+    assert len(rows) == 2 and "0.900" in rows[1] and "0.400" in rows[0]  # MMVAE+ row first, as in the paper
+    assert os.path.exists(os.path.join(prefix + "_figures", "idmvae_seed0_cross_generation_gaussian.png"))
+    data = json.load(open(prefix + ".json"))
+    assert data["variants"]["idmvae"]["probe/w_shared"]["values"] == [0.2]
+
+
+def test_unknown_variant_and_empty_root_are_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        results.write(str(tmp_path), str(tmp_path / "r"))
+    _run(tmp_path, "betavae_seed0", {"probe/z_shared": 0.5})
+    with pytest.raises(ValueError, match="unknown variant 'betavae'"):
+        results.collect(str(tmp_path))
