@@ -441,8 +441,9 @@ def run_benchmark(
     n_dev = int(mesh.devices.size)
     flops_device = cost_flops(compiled)
     flops_step = None if flops_device is None else flops_device * n_dev / k
-    flops_model = cost_flops(lowered)  # the global program before partitioning and fusion
-    flops_model = None if flops_model is None else flops_model / k
+    flops_model = cost_flops(lowered)  # before partitioning and fusion: global under jit,
+    if flops_model is not None:          # one device's program under pmap
+        flops_model = flops_model * (n_dev if mode == "pmap" else 1) / k
     mem = memory_stats(compiled)
 
     holder = {"state": device_state}

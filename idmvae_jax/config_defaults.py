@@ -24,6 +24,9 @@ latent score networks), mmvaeplus (l1 = l2 = l_diff = 0), no_crossmi (l1 = 0), n
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
 
 VARIANTS = ("idmvae", "diffusion", "mmvaeplus", "no_crossmi", "no_genaug")
@@ -145,3 +148,22 @@ def finalize(c: ml_collections.ConfigDict, variant: str, weights: tuple) -> ml_c
     apply_variant(c, variant, weights)
     c.lock()
     return c
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """'configs/NAME.py[:SIZE,VARIANT]' -> that file's `get_config(ARGS)` (what --config=... loads).
+
+    A relative path is tried from the working directory, then from the repository root.
+    """
+    path, _, arg = spec.partition(":")
+    if not os.path.isabs(path) and not os.path.exists(path):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if os.path.exists(os.path.join(root, path)):
+            path = os.path.join(root, path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config file {path!r} not found; pass e.g. 'configs/polymnist_quadrant.py:mini'")
+    name = "idmvae_config_" + os.path.splitext(os.path.basename(path))[0]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)

@@ -15,7 +15,6 @@ import time
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -88,7 +87,7 @@ class SampleWriter:
     def __call__(self, step: int, params) -> list[str]:
         if not self.image_views:
             return []
-        from idmvae_jax import generation  # written alongside; imported when first needed
+        from idmvae_jax import generation  # imported on first use: a run without samples never needs it
 
         cfg, views, device = self.cfg, self.image_views, jax.local_devices()[0]
         params = jax.device_put(jax.tree.map(parallel.to_host, params), device)

@@ -8,7 +8,7 @@ import sys
 import jax
 import pytest
 
-from idmvae_jax import benchmark
+from idmvae_jax import benchmark, config_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "polymnist_quadrant.py")
@@ -22,12 +22,7 @@ VERSION_KEYS = {"jax", "jaxlib", "flax", "python", "backend", "device_kind"}
 
 
 def load_config(arg):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_test_config", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return config_defaults.load_config(f"{CONFIG}:{arg}")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from scipy import special, stats
 
 from idmvae_jax import losses
 from idmvae_jax.config import DiffusionConfig, IDMVAEConfig, LossConfig
-from idmvae_jax.models.multimodal import Posterior, group_name, make_model
+from idmvae_jax.models.multimodal import group_name, make_model
 from idmvae_jax.models.specs import ModelConfig, ViewSpec
 
 LN2 = math.log(2.0)

@@ -1,5 +1,4 @@
 """train_and_evaluate on the tiny PolyMNIST-Quadrant config: outputs, resume, the NaN guard."""
-import importlib.util
 import json
 import os
 import shutil
@@ -10,16 +9,13 @@ import numpy as np
 import pytest
 
 from idmvae_jax import checkpointing, losses, parallel, train, writers
-from idmvae_jax import train_step as ts
+from idmvae_jax.config_defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(data_dir, num_steps, sample_every=0):
-    spec = importlib.util.spec_from_file_location("cfg_pmq_train", os.path.join(ROOT, "configs", "polymnist_quadrant.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config("tiny")
+    c = load_config("configs/polymnist_quadrant.py:tiny")
     c.data.cache_dir = str(data_dir)
     c.data.num_views = 2  # fewer views: shorter compilation, same code paths
     c.train.num_steps = num_steps

@@ -5,7 +5,6 @@ short; the parallel semantics (global-batch InfoNCE, roll across devices, per-ex
 the same as for images.
 """
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from idmvae_jax import build, losses, parallel
+from idmvae_jax.config_defaults import load_config
 from idmvae_jax import train_step as ts
 from idmvae_jax.data import ViewInfo
 
@@ -22,13 +22,7 @@ NUM_STEPS = 2
 
 
 def small_config():
-    sys.path.insert(0, os.path.join(ROOT, "configs"))
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cfg_pmq_step", os.path.join(ROOT, "configs", "polymnist_quadrant.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config("tiny,diffusion")
+    c = load_config("configs/polymnist_quadrant.py:tiny,diffusion")
     c.model.vector.hidden = (8,)
     c.model.z_dim, c.model.w_dim = 3, 4
     c.train.batch_size = BATCH

@@ -16,7 +16,7 @@ tests use a reduced network with a structurally identical reduced weights file.
 """
 import functools
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax

@@ -1,0 +1,87 @@
+r"""Unconditional samples from a trained run's diffusion prior, as a PNG grid.
+
+    python examples/sample_unconditional.py --workdir=workdirs/mini_diffusion --num=8
+
+Reads the run's configuration from WORKDIR/config.json (written by training, overrides included),
+restores the parameters of the latest checkpoint in WORKDIR/checkpoints, draws z and w_m by DDIM
+(`config.diffusion.ddim_steps` steps) from the latent score networks, decodes with every view's
+decoder (`generation.sample_unconditional`: sample i of every view shares z_i) and writes one row
+per image view, `--num` columns: a (R (H + 2) + 2, num (W + 2) + 2, 3) PNG.
+The run must have been trained with the diffusion prior, e.g.
+`python -m idmvae_jax.main --config=configs/polymnist_quadrant.py:mini,diffusion --workdir=...`;
+`--prior=gaussian` samples from the fixed Gaussian priors instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from idmvae_jax import build, checkpointing, data, generation, parallel, writers
+from idmvae_jax import train_step as train_step_lib
+
+SECTIONS = ("seed", "data", "model", "loss", "diffusion", "train", "parallel", "eval")
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The ConfigDict of a run from WORKDIR/config.json (its extra entries dropped)."""
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+        saved = json.load(f)
+    return ml_collections.ConfigDict({k: v for k, v in saved.items() if k in SECTIONS})
+
+
+def restore(workdir: str):
+    """(config, typed cfg, DatasetInfo, params, step) of the latest checkpoint, on one device."""
+    config = load_run_config(workdir)
+    info = data.get_dataset_info(config.data)  # the views' kinds and shapes
+    cfg = build.build_idmvae_config(config, info)
+    optimizer = train_step_lib.make_optimizer(config.train)  # the checkpoint holds its state too
+    init_fn = train_step_lib.make_init_fn(cfg, optimizer, int(config.seed))
+    abstract = parallel.abstract_state(init_fn, parallel.make_mesh(1))  # shapes only, no init
+    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
+    try:
+        step = ckpt.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {ckpt.directory}; train first")
+        state, _ = ckpt.restore(abstract, step)
+    finally:
+        ckpt.close()
+    return config, cfg, info, state.params, step
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--num", type=int, default=8, help="samples (grid columns)")
+    p.add_argument("--prior", default="diffusion", choices=generation.PRIORS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="", help="PNG path ('' = WORKDIR/samples/unconditional_<prior>.png)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    """Writes the grid; returns its path, the grid (H, W, 3) floats and the checkpoint step."""
+    args = parse_args(argv)
+    workdir = os.path.abspath(args.workdir)
+    config, cfg, info, params, step = restore(workdir)
+    if args.prior == "diffusion" and not cfg.model.diffusion_prior:
+        raise SystemExit(f"{workdir} was trained without the diffusion prior (a ',diffusion' config); "
+                         "use --prior=gaussian")
+    sample = jax.jit(lambda p, k: generation.sample_unconditional(p, k, args.num, cfg, prior=args.prior))
+    views = sample(params, jax.random.key(args.seed))  # list of M arrays (num, *shape_m)
+    rows = [np.asarray(views[m]) for m, v in enumerate(info.views) if v.kind == "image"]
+    if not rows:
+        raise SystemExit(f"{info.name} has no image views to draw")
+    grid = writers.image_grid(rows)
+    out = args.out or os.path.join(workdir, "samples", f"unconditional_{args.prior}.png")
+    writers.save_png(out, grid)
+    print(f"step {step}: {len(rows)} views x {args.num} samples -> {out}")
+    return dict(path=out, grid=grid, step=step)
+
+
+if __name__ == "__main__":
+    main()
