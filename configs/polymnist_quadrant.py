@@ -60,7 +60,6 @@ def get_config(arg=None):
         c.train.sample_every = 500
         c.eval.num_fit = 4000
         c.eval.fid_samples = 500
-        c.eval.classifier_steps = 500
         c.eval.batch_size = 128
         c.diffusion.ddim_steps = 50
     else:  # tiny

@@ -137,3 +137,20 @@ def test_random_shift_translates_whole_images():
     for i in range(2):  # every output is some 6x6 window of the edge-padded image
         assert any(np.array_equal(out[i], padded[i, r:r + 6, c:c + 6])
                    for r in range(5) for c in range(5))
+
+
+def test_convs_per_level_adds_stride_1_convolutions(task):
+    """convs_per_level = 2: a 3x3 stride-1 convolution before each strided one, same output."""
+    import jax
+    import jax.numpy as jnp
+
+    deeper = clf_lib.ImageClassifier(4, (8, 16), 32, convs_per_level=2)
+    params = deeper.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+    assert sorted(params) == ["conv0", "conv0_0", "conv1", "conv1_0", "head", "hidden"]
+    assert params["conv1_0"]["kernel"].shape == (3, 3, 8, 16)
+    logits, feats = deeper.apply({"params": params}, jnp.zeros((2, 16, 16, 3)))
+    assert logits.shape == (2, 4) and feats.shape == (2, 32)
+    # the default stays the one-convolution-per-level network (cached classifiers keep loading)
+    assert ClassifierConfig().convs_per_level == 1
+    assert ClassifierConfig.from_dict({"conv_features": [8], "hidden": 4, "mlp_hidden": [4],
+                                       "max_shift": 0}).convs_per_level == 1

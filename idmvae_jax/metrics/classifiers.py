@@ -29,7 +29,9 @@ FORMAT_VERSION = 1
 class ClassifierConfig:
     """Architecture of the per-view classifiers.
 
-    conv_features: channels of the 3x3 stride-2 'SAME' convolutions of the image CNN.
+    conv_features: channels of the image CNN's levels; each level is `convs_per_level` - 1 3x3
+      stride-1 convolutions then one 3x3 stride-2 convolution ('SAME', ReLU).
+    convs_per_level: convolutions per level (1 = strided convolutions only).
     hidden: width of the penultimate dense layer (the `features` dimension) for images.
     mlp_hidden: hidden widths of the vector-view MLP (the last one is the `features` dimension).
     max_shift: training-time augmentation of image views: each example is translated by a
@@ -38,6 +40,7 @@ class ClassifierConfig:
     """
 
     conv_features: Tuple[int, ...] = (32, 64, 64)
+    convs_per_level: int = 1
     hidden: int = 128
     mlp_hidden: Tuple[int, ...] = (256, 128)
     max_shift: int = 1
@@ -57,10 +60,13 @@ class ImageClassifier(nn.Module):
     num_classes: int
     conv_features: Sequence[int]
     hidden: int
+    convs_per_level: int = 1
 
     @nn.compact
     def __call__(self, x):
         for i, f in enumerate(self.conv_features):
+            for j in range(self.convs_per_level - 1):
+                x = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}_{j}")(x))
             x = nn.relu(nn.Conv(f, (3, 3), strides=(2, 2), padding="SAME", name=f"conv{i}")(x))
         x = x.reshape(x.shape[0], -1)
         h = nn.relu(nn.Dense(self.hidden, name="hidden")(x))
@@ -92,7 +98,7 @@ def view_kind(example_shape: Tuple[int, ...]) -> str:
 
 def _make_model(kind: str, num_classes: int, config: ClassifierConfig) -> nn.Module:
     if kind == "image":
-        return ImageClassifier(num_classes, tuple(config.conv_features), config.hidden)
+        return ImageClassifier(num_classes, tuple(config.conv_features), config.hidden, config.convs_per_level)
     return VectorClassifier(num_classes, tuple(config.mlp_hidden))
 
 
