@@ -108,6 +108,8 @@ def collect(root: str) -> dict:
             "variant": name,
             "seed": seed,
             "commit": info.get("commit"),
+            "eval_commit": info.get("eval_commit", info.get("commit")),
+            "note": info.get("provenance_note"),
             "config_hash": config_hash(workdir),
             "config": info.get("config"),
             "train_wall_s": info.get("train_wall_s"),

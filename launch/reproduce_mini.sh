@@ -27,8 +27,12 @@ finished() {  # eval/metrics.json exists and is newer than every checkpoint
   [[ -z "$(find "$wd/checkpoints" -mindepth 1 -maxdepth 1 -newer "$wd/eval/metrics.json" 2>/dev/null)" ]]
 }
 
-add_wall() {  # add_wall WORKDIR FIELD SECONDS: accumulate into run_info.json, record commit + config
-  python - "$@" "$CONFIG" "$(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)" <<'PY'
+commit_now() {  # the checked-out commit, with -dirty when tracked files differ from it
+  echo "$(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
+}
+
+add_wall() {  # add_wall WORKDIR FIELD SECONDS CONFIG COMMIT: accumulate into run_info.json
+  python - "$@" <<'PY'
 import json, os, sys
 wd, field, secs, config, commit = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
 path = os.path.join(wd, "run_info.json")
@@ -46,13 +50,15 @@ run_one() {
   if finished "$wd"; then echo "== $run: finished, skipped"; return; fi
   mkdir -p "$wd"
   echo "== $run: train (resumes if interrupted)"
-  local t0=$SECONDS
+  local t0=$SECONDS commit
+  commit="$(commit_now)"  # taken before the run: the code it imports
   python -m idmvae_jax.main "${args[@]}" 2>&1 | tee -a "$wd/train.log" | grep -v "^[IW][0-9]"
-  add_wall "$wd" train_wall_s $((SECONDS - t0))
+  add_wall "$wd" train_wall_s $((SECONDS - t0)) "$CONFIG,$variant" "$commit"
   echo "== $run: evaluate"
   t0=$SECONDS
+  commit="$(commit_now)"
   python -m idmvae_jax.evaluate "${args[@]}" 2>&1 | tee -a "$wd/eval.log" | grep -v "^[IW][0-9]"
-  add_wall "$wd" eval_wall_s $((SECONDS - t0))
+  add_wall "$wd" eval_wall_s $((SECONDS - t0)) "$CONFIG,$variant" "$commit"
 }
 
 cmd="${1:-run}"; shift || true
