@@ -34,3 +34,13 @@ def _block_network():
     socket.socket = _NoNetwork
     yield
     socket.socket = original
+
+
+@pytest.fixture(scope="module")
+def fast_compile_module():
+    """Most XLA optimisations off for a whole test module: its models are tiny, so compile time
+    dominates. Use with `pytestmark = pytest.mark.usefixtures("fast_compile_module")`."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)

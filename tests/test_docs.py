@@ -2,7 +2,6 @@
 import os
 import re
 
-import jax
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,12 +13,7 @@ def python_blocks(path):
         return BLOCK.findall(f.read())
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile_module")
 
 
 def test_api_md_python_blocks_run(tmp_path_factory, monkeypatch, capsys):

@@ -28,12 +28,7 @@ def load_example(name):
     return module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile_module")
 
 
 @pytest.fixture(scope="module")

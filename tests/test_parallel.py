@@ -10,7 +10,9 @@ from idmvae_jax import parallel
 from idmvae_jax import train_step as ts
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train_step import _fast_compile, random_batches, small_setup  # noqa: E402,F401
+from test_train_step import random_batches, small_setup  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("fast_compile_module")
 
 
 def test_mesh_is_one_auto_data_axis():

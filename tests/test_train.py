@@ -27,12 +27,7 @@ def tiny_config(data_dir, num_steps, sample_every=0):
     return c
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile_module")
 
 
 @pytest.fixture(scope="module")

@@ -54,13 +54,7 @@ def run(cfg, opt, mode, num_devices, batches, loss_fn=None):
     return final, history
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    """These models are tiny: compile time dominates, so skip most XLA optimisations."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile_module")
 
 
 @pytest.fixture(scope="session")
