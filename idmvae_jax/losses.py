@@ -279,13 +279,15 @@ def draw_example_noise(key: jax.Array, positions: jax.Array, cfg: IDMVAEConfig) 
 
     positions: (B,) global example positions. For each example one stream of uniforms on (0, 1) is
     drawn from fold_in(key, position) (one generator call keeps compile times short) and cut into
-    named pieces, each mapped by its inverse CDF (always finite: see _open_unit_uniform). Returns arrays laid out view-major:
+    named pieces, each mapped by its inverse CDF (always finite: see _open_unit_uniform).
+    Returns arrays laid out view-major:
       elbo_w (M, K, B, W), elbo_z (M, K, B, Z), aux_w (M_t, M_s, K, B, W)       [posterior family]
       genaug_w (M, B, W), genaug_z (M, B, Z), swap_w, swap_z (M, B, .)          [if l2 > 0]
       diff_t_z, diff_t_w (M, B) int, diff_noise_z (M, B, Z), diff_noise_w (M, B, W)  [if l_diff > 0]
     """
     layout = _noise_layout(cfg)
     sizes = [math.prod(shape) for shape, _ in layout.values()]
+
     def one_example(i):
         u = _open_unit_uniform(jax.random.fold_in(key, i), sum(sizes))
         pieces = jnp.split(u, list(itertools.accumulate(sizes))[:-1])

@@ -17,11 +17,12 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
 from typing import Optional
+
+import numpy as np
 
 VARIANT_NAMES = {
     "idmvae": "idmvae",
@@ -70,11 +71,6 @@ def _read_json(path: str, default=None):
         return json.load(f)
 
 
-def _float(v) -> float:
-    """A metrics.json value as a float (non-finite values are stored as the strings "nan"/"inf")."""
-    return float(v)
-
-
 def find_runs(root: str) -> dict:
     """run name -> (variant, seed, workdir) for every finished run under root."""
     runs = {}
@@ -87,17 +83,15 @@ def find_runs(root: str) -> dict:
 
 def summarise(values: list) -> dict:
     """{mean, std (ddof 1; 0 for one value)} of a list of floats."""
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std}
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std}
 
 
-def collect(root: str) -> dict:
-    """The results dict (see the module docstring) of the finished runs under root."""
+def collect(runs: dict) -> dict:
+    """The results dict (see the module docstring) of `find_runs(root)`."""
     by_variant: dict = {}
     runs_out = {}
-    for run, (variant, seed, workdir) in find_runs(root).items():
+    for run, (variant, seed, workdir) in runs.items():
         if variant not in VARIANT_NAMES:
             raise ValueError(f"{workdir}: unknown variant {variant!r}; expected one of {sorted(VARIANT_NAMES)}")
         name = VARIANT_NAMES[variant]
@@ -121,7 +115,8 @@ def collect(root: str) -> dict:
         keys = sorted(set().union(*(m.keys() for _, m in seeded)))
         out = {}
         for key in keys:
-            pairs = [(s, _float(m[key])) for s, m in seeded if key in m and not isinstance(m[key], (dict, list))]
+            # float(): metrics.json stores non-finite values as the strings "nan" / "inf"
+            pairs = [(s, float(m[key])) for s, m in seeded if key in m and not isinstance(m[key], (dict, list))]
             if pairs:
                 out[key] = dict(summarise([v for _, v in pairs]), seeds=[s for s, _ in pairs],
                                 values=[v for _, v in pairs])
@@ -145,9 +140,9 @@ def markdown_table(results: dict) -> str:
         stats = results["variants"].get(name)
         if stats is None:
             continue
-        seeds = stats[TABLE_COLUMNS[0][1]]["seeds"] if TABLE_COLUMNS[0][1] in stats else []
+        num_seeds = sum(r["variant"] == name for r in results["runs"].values())
         cells = [_cell(stats.get(key)) for _, key in TABLE_COLUMNS]
-        lines.append(f"| {ROW_LABELS[name]} | {len(seeds)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {ROW_LABELS[name]} | {num_seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -160,11 +155,11 @@ def runs_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def copy_figures(root: str, figures_dir: str) -> list:
-    """Copies each seed-0 run's cross-generation and sample grids; returns (run, file) pairs."""
+def copy_figures(runs: dict, figures_dir: str) -> list:
+    """Copies each seed-0 run's evaluation figures (of `find_runs`); returns (run, file) pairs."""
     os.makedirs(figures_dir, exist_ok=True)
     copied = []
-    for run, (_, seed, workdir) in find_runs(root).items():
+    for run, (_, seed, workdir) in runs.items():
         if seed != 0:
             continue
         for path in sorted(glob.glob(os.path.join(workdir, "eval", "*.png"))):
@@ -176,20 +171,21 @@ def copy_figures(root: str, figures_dir: str) -> list:
 
 def write(root: str, prefix: str, preamble: str = "") -> dict:
     """Writes PREFIX.json, PREFIX.md and PREFIX_figures/; returns the results dict."""
-    results = collect(root)
-    if not results["runs"]:
+    runs = find_runs(root)
+    if not runs:
         raise FileNotFoundError(f"no finished runs (DIR/VARIANT_seedS/eval/metrics.json) under {root}")
+    results = collect(runs)
     with open(prefix + ".json", "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     figures_dir = prefix + "_figures"
-    figures = copy_figures(root, figures_dir)
+    figures = copy_figures(runs, figures_dir)
     rel = os.path.basename(figures_dir)
     parts = [preamble.strip(), "## Results", "", markdown_table(results), "",
              "## Runs", "", runs_table(results), "", "## Figures", ""]
     for run, name in figures:
         parts.append(f"**{run}** — `{name}`\n\n![{run} {name}]({rel}/{name})\n")
     with open(prefix + ".md", "w") as f:
-        f.write("\n".join(p for p in parts if p is not None) + "\n")
+        f.write("\n".join(parts) + "\n")
     return results
 
 

@@ -31,7 +31,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     print(f"{r['precision']:5s} vmap={r['vmap_views']!s:5s} remat={r['remat']!s:5s} B={r['batch_size']} "
           f"step={r['step_time_s']['median']*1e3:.1f}ms ex/s={r['examples_per_sec']:.0f} "
-          f"compile={r['compile_s']:.0f}s TFLOP/step={r['flops_per_step']/1e12:.2f} "
-          f"TFLOP/s={r['achieved_flops_per_sec']/1e12:.1f} peak={r['peak_flops_per_sec']/1e12:.0f} "
+          f"compile={r['compile_s']:.0f}s model TFLOP/step={r['model_flops_per_step']/1e12:.2f} "
+          f"TFLOP/s={r['model_flops_per_sec']/1e12:.1f} peak={r['peak_flops_per_sec']/1e12:.0f} "
           f"mfu={r['mfu']:.3f} xlaGiB={r['peak_memory_bytes']['xla']/2**30:.2f}")
 PY

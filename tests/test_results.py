@@ -30,7 +30,7 @@ def test_collect_means_stds_and_provenance(tmp_path):
     _run(tmp_path, "no_genaug_seed0", {"probe/z_shared": 0.1}, finished=False)  # not evaluated yet
     (tmp_path / "notes").mkdir()  # not a run directory
 
-    res = results.collect(str(tmp_path))
+    res = results.collect(results.find_runs(str(tmp_path)))
     stat = res["variants"]["idmvae"]["probe/z_shared"]
     values = np.array([z[s] for s in sorted(z)])
     assert stat["seeds"] == [0, 1, 2] and stat["values"] == pytest.approx(values.tolist())
@@ -65,4 +65,4 @@ def test_unknown_variant_and_empty_root_are_errors(tmp_path):
         results.write(str(tmp_path), str(tmp_path / "r"))
     _run(tmp_path, "betavae_seed0", {"probe/z_shared": 0.5})
     with pytest.raises(ValueError, match="unknown variant 'betavae'"):
-        results.collect(str(tmp_path))
+        results.collect(results.find_runs(str(tmp_path)))
