@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The same command on every worker of a Cloud TPU VM pod slice; jax.distributed auto-detects the
-# pod (--distributed). WORKDIR must be shared storage (e.g. gs://bucket/run) that all hosts see.
+# pod (--distributed). WORKDIR must be a POSIX path that every host sees as the same directory
+# (an NFS/Filestore or gcsfuse mount such as /mnt/bucket/run): gs:// URLs are not supported.
 #   launch/tpu_pod.sh TPU_NAME ZONE CONFIG[:ARGS] WORKDIR [--config.X=Y ...]
-#   launch/tpu_pod.sh my-v4-32 us-central2-b configs/polymnist_quadrant.py:paper gs://bucket/pmq_paper
+#   launch/tpu_pod.sh my-v4-32 us-central2-b configs/polymnist_quadrant.py:paper /mnt/shared/pmq_paper
 # Assumes the repository is at ~/idmvae_jax on every worker with `pip install -e .` done
 # (e.g. via the same gcloud command with --command="git clone ... && pip install -e ...").
 set -euo pipefail
 TPU_NAME="$1"; ZONE="$2"; CONFIG="$3"; WORKDIR="$4"; shift 4
-EXTRA="$*"
+EXTRA=""
+for arg in "$@"; do EXTRA+=" $(printf '%q' "$arg")"; done  # each override stays one argument remotely
 gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=all --command="\
   cd ~/idmvae_jax && python -m idmvae_jax.main --distributed \
-  --config='$CONFIG' --workdir='$WORKDIR' $EXTRA"
+  --config=$(printf '%q' "$CONFIG") --workdir=$(printf '%q' "$WORKDIR")$EXTRA"
