@@ -42,7 +42,8 @@ def leaves_differ(a, b):
 
 def test_every_example_has_a_docstring_and_main():
     names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
-    tested = ["custom_critic", "custom_training_loop", "new_modality", "sample_unconditional"]
+    tested = ["custom_critic", "custom_training_loop", "new_modality", "sample_unconditional",
+              "shared_code_probe"]
     assert names == tested, "every example needs a test in this file"
     for name in names:
         module = load_example(name)
@@ -108,3 +109,17 @@ def test_sample_unconditional(data_dir, tmp_path):
     with Image.open(out) as image:  # 2 image views x 3 samples of 32 px, 2 px padding
         assert image.size == (3 * (32 + 2) + 2, 2 * (32 + 2) + 2) and image.mode == "RGB"
     assert np.std(r["grid"][2:34, 2:34]) > 0  # a decoded sample, not a blank tile
+
+
+def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):
+    r = load_example("shared_code_probe").main(
+        TINY + ["--steps=4", "--probe_every=2", "--num_fit=64", "--num_test=32", f"--data_dir={data_dir}"])
+    assert [row["step"] for row in r["rows"]] == [2, 4]
+    for row in r["rows"]:
+        assert 0.0 <= row["probe_z_shared"] <= 1.0 and np.isfinite(row["cross_mi"])
+        assert -1.0 <= row["cos_other"] <= 1.0 and -1.0 <= row["cos_same"] <= 1.0
+    name = next(iter(r["params"]["encoders"]))
+    before, after = r["initial_params"]["encoders"][name], r["params"]["encoders"][name]
+    assert leaves_differ(before["branch_z"], after["branch_z"])
+    assert not leaves_differ(before["branch_w"], after["branch_w"])
+    assert not leaves_differ(r["initial_params"]["decoders"], r["params"]["decoders"])
