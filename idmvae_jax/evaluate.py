@@ -9,7 +9,10 @@ the path of report.md.
 What it computes (`config.eval.*` settings in brackets):
   classifier/shared_acc, classifier/private_acc
       mean test accuracy over views of the per-view label classifiers (trained once on the train
-      split [classifier_steps, classifier_batch_size, classifier_learning_rate] with seed 0, so
+      split [classifier_steps (classifier_private_steps for the private label when > 0),
+      classifier_batch_size, classifier_learning_rate; architecture
+      classifier_conv_features, classifier_convs_per_level, classifier_hidden,
+      classifier_mlp_hidden, classifier_max_shift] with seed 0, so
       every run of a dataset is scored by the same instrument, and cached under
       <data cache root>/classifiers, or WORKDIR/eval/classifiers when that is not writable).
   probe/{u,z,w}_{shared,private}
@@ -255,14 +258,33 @@ def classifier_cache_dir(config, workdir: str) -> str:
     return path
 
 
-def classifier_budget(eval_cfg, num_train: int) -> Tuple[int, int, int]:
-    """(training examples, epochs, batch size) realising eval.classifier_steps Adam steps."""
+def classifier_budget(eval_cfg, num_train: int, steps: Optional[int] = None) -> Tuple[int, int, int]:
+    """(training examples, epochs, batch size) realising `steps` (default eval.classifier_steps)
+    Adam steps."""
     bs = int(eval_cfg.classifier_batch_size)
-    steps = max(1, int(eval_cfg.classifier_steps))
+    steps = max(1, int(eval_cfg.classifier_steps if steps is None else steps))
     n = max(1, min(num_train, CLASSIFIER_MAX_TRAIN, steps * bs))
     bs = min(bs, n)
     epochs = max(1, int(round(steps * bs / n)))
     return n, epochs, bs
+
+
+def private_classifier_steps(eval_cfg) -> int:
+    """eval.classifier_private_steps, or eval.classifier_steps when that is 0."""
+    return int(eval_cfg.classifier_private_steps) or int(eval_cfg.classifier_steps)
+
+
+def classifier_config(eval_cfg):
+    """The classifiers' architecture from eval.classifier_{conv_features, convs_per_level, hidden,
+    mlp_hidden, max_shift}."""
+    from idmvae_jax.metrics import classifiers as clf_lib
+
+    return clf_lib.ClassifierConfig(
+        conv_features=tuple(int(c) for c in eval_cfg.classifier_conv_features),
+        convs_per_level=int(eval_cfg.classifier_convs_per_level),
+        hidden=int(eval_cfg.classifier_hidden),
+        mlp_hidden=tuple(int(c) for c in eval_cfg.classifier_mlp_hidden),
+        max_shift=int(eval_cfg.classifier_max_shift))
 
 
 def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: str,
@@ -272,18 +294,19 @@ def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: 
     from idmvae_jax.metrics import classifiers as clf_lib
 
     e = config.eval
+    common = dict(seed=CLASSIFIER_SEED, learning_rate=float(e.classifier_learning_rate),
+                  config=classifier_config(e), log=log)
     n, epochs, bs = classifier_budget(e, len(train["y_shared"]))
-    common = dict(seed=CLASSIFIER_SEED, epochs=epochs, batch_size=bs,
-                  learning_rate=float(e.classifier_learning_rate), log=log)
-    xs_tr = [x[:n] for x in train["x"]]
-    shared = clf_lib.load_or_train(cache_dir, xs_tr, train["y_shared"][:n], info.num_shared_classes,
-                                   test["x"], test["y_shared"], name=f"{info.name}-shared", **common)
+    shared = clf_lib.load_or_train(cache_dir, [x[:n] for x in train["x"]], train["y_shared"][:n],
+                                   info.num_shared_classes, test["x"], test["y_shared"],
+                                   name=f"{info.name}-shared", epochs=epochs, batch_size=bs, **common)
     private, pviews = None, private_views(info, train)
     if pviews:
+        n, epochs, bs = classifier_budget(e, len(train["y_shared"]), private_classifier_steps(e))
         private = clf_lib.load_or_train(
-            cache_dir, [xs_tr[m] for m in pviews], train["y_private"][:n][:, pviews],
+            cache_dir, [train["x"][m][:n] for m in pviews], train["y_private"][:n][:, pviews],
             info.num_private_classes, [test["x"][m] for m in pviews], test["y_private"][:, pviews],
-            name=f"{info.name}-private", **common)
+            name=f"{info.name}-private", epochs=epochs, batch_size=bs, **common)
     return Classifiers(shared, private, tuple(pviews), batch_size)
 
 
@@ -544,7 +567,8 @@ def evaluate(config, workdir: str) -> Dict[str, float]:
 
         split = str(config.eval.get("split", "test"))
         test = load_split(config.data, split)
-        n_cls, _, _ = classifier_budget(config.eval, info.splits.get("train", 0))
+        n_cls = max(classifier_budget(config.eval, info.splits.get("train", 0), steps)[0]
+                    for steps in (None, private_classifier_steps(config.eval)))
         num_fit = int(config.eval.num_fit)
         n_train = max(n_cls, num_fit if num_fit > 0 else info.splits.get("train", 0))
         train = load_split(config.data, "train", max_examples=n_train)

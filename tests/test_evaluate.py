@@ -269,6 +269,20 @@ def test_classifier_budget_realises_the_steps():
     assert ev.classifier_budget(e, 10_000) == (960, 1, 32)
     assert ev.classifier_budget(e, 320) == (320, 3, 32)
     assert ev.classifier_budget(e, 8) == (8, 30, 8)  # one step per epoch
+    assert ev.classifier_budget(e, 10_000, steps=3) == (96, 1, 32)
+
+
+def test_classifier_architecture_comes_from_the_eval_config():
+    from idmvae_jax import config_defaults
+    from idmvae_jax.metrics.classifiers import ClassifierConfig
+
+    e = config_defaults.base_config().eval
+    assert ev.classifier_config(e) == ClassifierConfig()  # the eval defaults are the library's
+    e.classifier_convs_per_level, e.classifier_conv_features = 2, (16, 32, 64)
+    assert ev.classifier_config(e) == ClassifierConfig(conv_features=(16, 32, 64), convs_per_level=2)
+    assert ev.private_classifier_steps(e) == e.classifier_steps  # 0 = the shared label's budget
+    e.classifier_private_steps = 300
+    assert ev.private_classifier_steps(e) == 300
 
 
 # =============================================================================== the CLI
