@@ -3,8 +3,8 @@ r"""Watch the shared code learn the shared label: train, and probe the posterior
     python examples/shared_code_probe.py --config=configs/polymnist_quadrant.py:mini --steps=4000 \
         --learning_rate=1e-3 --objective=crossmi
 
-`--objective=crossmi` trains the z encoders with L_crossMI alone (`losses.cross_view_infonce_loss`
-on mu_z, SPEC 2.2); `--objective=full` trains the whole model with `losses.loss_fn`. Every
+`--objective=crossmi` trains the z encoders (and a learnable critic, if the config has one) with
+L_crossMI alone (`losses.cross_view_infonce_loss` on mu_z, SPEC 2.2); `--objective=full` trains the whole model with `losses.loss_fn`. Every
 `--probe_every` steps it prints one JSON line with:
   probe_z_shared   test accuracy of a logistic-regression probe (metrics.probes.probe_accuracy)
                    of the shared label from mu_z, fitted on `--num_fit` train tuples, mean over views;
@@ -61,7 +61,8 @@ def main(argv=None) -> dict:
     def crossmi_objective(p, batch, key):
         del key
         mu_z = model.encode_branch_means(p, batch["x"], "z")  # (M, B, Z)
-        loss = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature)
+        loss = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature,
+                                              critic=lambda a, b: model.critic_scores_z(p, a, b))
         return loss, {"cross_mi": loss}
 
     def full_objective(p, batch, key):
