@@ -136,3 +136,40 @@ def test_preprocess_and_invalid_specs():
         ModelConfig(views=(ViewSpec("vector", (3,)),))
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"views": [{"kind": "vector", "shape": (3,)}] * 2, "zdim": 3})
+
+
+@pytest.mark.parametrize("vmap_views", [True, False], ids=["vmapped", "looped"])
+def test_remat_keeps_parameters_and_gradients(mixed_model, vmap_views):
+    """model.remat recomputes the ResBlocks in the backward pass: same parameter tree, same loss and
+    gradients as without it."""
+    from idmvae_jax import losses
+    from idmvae_jax.config import IDMVAEConfig
+
+    model_cfg, xs = mixed_model
+    cfgs = [IDMVAEConfig(model=ModelConfig(**{**model_cfg.__dict__, "vmap_views": vmap_views, "remat": r}))
+            for r in (False, True)]
+    params = [make_model(c.model).init(jax.random.key(3)) for c in cfgs]
+    assert _shapes(params[0]) == _shapes(params[1])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params[0], params[1])
+    batch = {"x": xs}
+    grads = [jax.jit(jax.value_and_grad(lambda p, c=c: losses.loss_fn(p, batch, jax.random.key(5), c)[0]))(params[0])
+             for c in cfgs]
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-6)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0][1], grads[1][1])
+
+
+def test_remat_lowers_the_compiled_peak_memory():
+    """XLA:CPU drops jax.checkpoint's barriers (docs/benchmarks.md); the ResBlock remat must still
+    shrink the temporaries of a train-step gradient."""
+    from idmvae_jax import losses
+    from idmvae_jax.config import IDMVAEConfig
+
+    spec = ViewSpec("image", (32, 32, 3), channels=(8, 16))
+    xs = [np.random.RandomState(m).randint(0, 256, (16, 32, 32, 3)).astype(np.uint8) for m in range(3)]
+    temps = []
+    for remat in (False, True):
+        cfg = IDMVAEConfig(model=ModelConfig(views=(spec,) * 3, z_dim=4, w_dim=4, vmap_views=False, remat=remat))
+        params = make_model(cfg.model).init(jax.random.key(0))
+        grad = jax.jit(jax.grad(lambda p: losses.loss_fn(p, {"x": xs}, jax.random.key(1), cfg)[0]))
+        temps.append(grad.lower(params).compile().memory_analysis().temp_size_in_bytes)
+    assert temps[1] < 0.8 * temps[0], temps

@@ -20,14 +20,55 @@ def lrelu(x: jax.Array) -> jax.Array:
     return nn.leaky_relu(x, LEAKY_SLOPE)
 
 
+def _late_tie(x: jax.Array, cotangent: jax.Array) -> jax.Array:
+    """x + 0 * (one element of the cotangent): the same values, but computed only once the
+    backward pass has reached this point."""
+    return x + jnp.zeros((), x.dtype) * cotangent.reshape(-1)[0].astype(x.dtype)
+
+
+def rematerialised(module: nn.Module, x: jax.Array, pure_apply) -> jax.Array:
+    """module(x), keeping only (params, x) for the backward pass, which recomputes the forward.
+
+    `pure_apply(params, x)` must compute the same function as `module`. Unlike `jax.checkpoint`,
+    whose optimisation barriers XLA:CPU drops (it then merges the recomputation with the forward
+    pass, docs/benchmarks.md), the recomputation's input depends on the incoming cotangent, so it
+    can only run when the backward pass gets here: along a chain of blocks, one block's
+    activations are alive at a time. Gradients are exactly those of `module`.
+    """
+
+    def fn(mdl, x):
+        return mdl(x)
+
+    def fwd(mdl, x):
+        return mdl(x), (mdl.variables["params"], x)
+
+    def bwd(residuals, cotangent):
+        params, x_saved = residuals
+        _, vjp = jax.vjp(pure_apply, params, _late_tie(x_saved, cotangent))
+        params_t, x_t = vjp(cotangent)
+        return {"params": params_t}, x_t
+
+    return nn.custom_vjp(fn, forward_fn=fwd, backward_fn=bwd)(module, x)
+
+
 class ResBlock(nn.Module):
-    """(B, H, W, fin) -> (B, H, W, fout)."""
+    """(B, H, W, fin) -> (B, H, W, fout).
+
+    remat: keep only the block's input for the backward pass and recompute the block there
+    (`rematerialised`); the parameters and the gradients are the same as without it.
+    """
 
     features: int
     dtype: Any = jnp.float32
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x):
+        if self.remat:
+            plain = ResBlock(self.features, dtype=self.dtype, name="plain")
+            nn.share_scope(self, plain)  # the same parameter names as a block without remat
+            detached = ResBlock(self.features, dtype=self.dtype)
+            return rematerialised(plain, x, lambda p, h: detached.apply({"params": p}, h))
         fin = x.shape[-1]
         hidden = min(fin, self.features)
         shortcut = x

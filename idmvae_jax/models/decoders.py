@@ -29,6 +29,7 @@ class ConvDecoder(nn.Module):
     shape: tuple
     channels: tuple
     dtype: Any = jnp.float32
+    remat: bool = False  # rematerialise every ResBlock in the backward pass (blocks.rematerialised)
 
     @nn.compact
     def __call__(self, u):
@@ -38,9 +39,9 @@ class ConvDecoder(nn.Module):
         h = nn.Dense(self.channels[-1] * sh * sw, dtype=self.dtype, name="project")(u.astype(self.dtype))
         h = h.reshape(u.shape[0], sh, sw, self.channels[-1])
         for i in range(levels, 0, -1):
-            h = ResBlock(self.channels[i - 1], dtype=self.dtype, name=f"block_{i}")(h)
+            h = ResBlock(self.channels[i - 1], dtype=self.dtype, remat=self.remat, name=f"block_{i}")(h)
             h = upsample_nearest_2x(h)
-        h = ResBlock(self.channels[0], dtype=self.dtype, name="block_0")(h)
+        h = ResBlock(self.channels[0], dtype=self.dtype, remat=self.remat, name="block_0")(h)
         return nn.Conv(out_channels, (3, 3), padding=1, dtype=self.dtype, name="out")(lrelu(h))
 
 
@@ -89,12 +90,13 @@ class ViewDecoder(nn.Module):
 
     spec: Any
     dtype: Any = jnp.float32
+    remat: bool = False
 
     @nn.compact
     def __call__(self, u):
         spec = self.spec
         if spec.kind in ("image", "latent"):
-            raw = ConvDecoder(spec.shape, spec.channels, dtype=self.dtype, name="body")(u)
+            raw = ConvDecoder(spec.shape, spec.channels, dtype=self.dtype, remat=self.remat, name="body")(u)
         elif spec.kind == "vector":
             raw = MLPDecoder(spec.shape[0], spec.hidden, dtype=self.dtype, name="body")(u)
         elif spec.kind == "caption":
@@ -113,12 +115,13 @@ class ViewDecoder(nn.Module):
         return out
 
 
-def make_decoder(spec, latent_dim: int, dtype=jnp.float32) -> Network:
+def make_decoder(spec, latent_dim: int, dtype=jnp.float32, remat: bool = False) -> Network:
     """Factory: pure decoder functions of one view.
 
     init(key) -> params;  apply(params, u (B, latent_dim)) -> likelihood parameter dict (see module doc).
+    remat: rematerialise the ResBlocks of image/latent decoders in the backward pass (same params).
     """
-    module = ViewDecoder(spec, dtype=dtype)
+    module = ViewDecoder(spec, dtype=dtype, remat=remat)
     example = np.zeros((1, latent_dim), np.float32)  # numpy: safe to build inside a trace
 
     def init(key):

@@ -28,13 +28,14 @@ class ConvBranch(nn.Module):
     channels: tuple
     latent_dim: int
     dtype: Any = jnp.float32
+    remat: bool = False  # rematerialise every ResBlock in the backward pass (blocks.rematerialised)
 
     @nn.compact
     def __call__(self, x):
         h = nn.Conv(self.channels[0], (3, 3), padding=1, dtype=self.dtype, name="stem")(x.astype(self.dtype))
-        h = ResBlock(self.channels[0], dtype=self.dtype, name="block_0")(h)
+        h = ResBlock(self.channels[0], dtype=self.dtype, remat=self.remat, name="block_0")(h)
         for i, width in enumerate(self.channels[1:], start=1):
-            h = ResBlock(width, dtype=self.dtype, name=f"block_{i}")(avg_pool_3s2(h))
+            h = ResBlock(width, dtype=self.dtype, remat=self.remat, name=f"block_{i}")(avg_pool_3s2(h))
         h = h.reshape(h.shape[0], -1)
         mu = nn.Dense(self.latent_dim, dtype=self.dtype, name="mu")(h)
         raw = nn.Dense(self.latent_dim, dtype=self.dtype, name="raw_scale")(h)
@@ -141,11 +142,11 @@ def encoder_input_shape(spec) -> tuple:
     return spec.shape
 
 
-def build_encoder_module(spec, w_dim: int, z_dim: int, dtype=jnp.float32) -> nn.Module:
-    """The Flax module of one view's encoder, chosen by `spec.kind`."""
+def build_encoder_module(spec, w_dim: int, z_dim: int, dtype=jnp.float32, remat: bool = False) -> nn.Module:
+    """The Flax module of one view's encoder, chosen by `spec.kind` (remat: ResNet branches only)."""
     if spec.kind in ("image", "latent"):
         return TwoBranchEncoder(
-            make_branch=lambda dim, name: ConvBranch(spec.channels, dim, dtype=dtype),
+            make_branch=lambda dim, name: ConvBranch(spec.channels, dim, dtype=dtype, remat=remat),
             w_dim=w_dim,
             z_dim=z_dim,
         )
@@ -162,9 +163,9 @@ def build_encoder_module(spec, w_dim: int, z_dim: int, dtype=jnp.float32) -> nn.
     raise ValueError(f"no encoder for view kind {spec.kind!r}")
 
 
-def make_encoder(spec, w_dim: int, z_dim: int, dtype=jnp.float32) -> Encoder:
+def make_encoder(spec, w_dim: int, z_dim: int, dtype=jnp.float32, remat: bool = False) -> Encoder:
     """Factory: the pure encoder functions of one view described by `spec` (a ViewSpec)."""
-    module = build_encoder_module(spec, w_dim, z_dim, dtype)
+    module = build_encoder_module(spec, w_dim, z_dim, dtype, remat)
     example = np.zeros((1, *encoder_input_shape(spec)), np.float32)  # numpy: safe to build inside a trace
 
     def init(key):

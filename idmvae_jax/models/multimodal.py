@@ -60,8 +60,8 @@ class MultimodalVAE:
         self.cfg = cfg
         dtype = jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else jnp.float32
         self.groups = view_groups(cfg.views)
-        self.encoders = tuple(make_encoder(spec, cfg.w_dim, cfg.z_dim, dtype) for spec, _ in self.groups)
-        self.decoders = tuple(make_decoder(spec, cfg.latent_dim, dtype) for spec, _ in self.groups)
+        self.encoders = tuple(make_encoder(spec, cfg.w_dim, cfg.z_dim, dtype, cfg.remat) for spec, _ in self.groups)
+        self.decoders = tuple(make_decoder(spec, cfg.latent_dim, dtype, cfg.remat) for spec, _ in self.groups)
         self.critic_z = make_critic(cfg.critic, cfg.z_dim, cfg.critic_width, cfg.critic_dim)
         self.critic_w = make_critic(cfg.critic, cfg.w_dim, cfg.critic_width, cfg.critic_dim)
         self.score_z = self.score_w = None
@@ -103,8 +103,6 @@ class MultimodalVAE:
     # ------------------------------------------------------------------ helpers
     def _map_views(self, fn: Callable, params_g, *args):
         """Applies fn(params_i, *args_i) to every view of a group (leading axis of params and args)."""
-        if self.cfg.remat:
-            fn = jax.checkpoint(fn)
         if self.cfg.vmap_views:
             return jax.vmap(fn)(params_g, *args)
         n = jax.tree_util.tree_leaves(params_g)[0].shape[0]

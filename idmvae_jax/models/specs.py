@@ -79,7 +79,8 @@ class ModelConfig:
     critic: 'cosine' (parameter-free) or 'projection' (2-layer MLP head, then cosine).
     diffusion_prior: build the latent score networks (SPEC 2.4).
     vmap_views: run views of identical spec through one vmapped apply (else a Python loop).
-    remat: rematerialise encoder/decoder activations in the backward pass.
+    remat: keep only ResBlock inputs for the backward pass and recompute the blocks there
+      (`models.blocks.rematerialised`); same parameters and gradients.
     compute_dtype: 'float32' or 'bfloat16' (parameters stay float32).
     """
 
