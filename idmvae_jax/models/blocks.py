@@ -20,10 +20,12 @@ def lrelu(x: jax.Array) -> jax.Array:
     return nn.leaky_relu(x, LEAKY_SLOPE)
 
 
-def _late_tie(x: jax.Array, cotangent: jax.Array) -> jax.Array:
-    """x + 0 * (one element of the cotangent): the same values, but computed only once the
-    backward pass has reached this point."""
-    return x + jnp.zeros((), x.dtype) * cotangent.reshape(-1)[0].astype(x.dtype)
+def tie(x: jax.Array, other: jax.Array) -> jax.Array:
+    """x + 0 * other[0]: the values of x (for finite `other`), computed only once `other` exists.
+
+    With `other` a cotangent, a recomputation from tie(x, ct) cannot run before the backward pass
+    gets there, nor be merged with the forward pass."""
+    return x + jnp.zeros((), x.dtype) * other.reshape(-1)[0].astype(x.dtype)
 
 
 def rematerialised(module: nn.Module, x: jax.Array, pure_apply) -> jax.Array:
@@ -44,7 +46,7 @@ def rematerialised(module: nn.Module, x: jax.Array, pure_apply) -> jax.Array:
 
     def bwd(residuals, cotangent):
         params, x_saved = residuals
-        _, vjp = jax.vjp(pure_apply, params, _late_tie(x_saved, cotangent))
+        _, vjp = jax.vjp(pure_apply, params, tie(x_saved, cotangent))
         params_t, x_t = vjp(cotangent)
         return {"params": params_t}, x_t
 

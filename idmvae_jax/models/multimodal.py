@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from idmvae_jax.models import distributions as dist
+from idmvae_jax.models.blocks import tie
 from idmvae_jax.models.critic import make_critic
 from idmvae_jax.models.decoders import make_decoder
 from idmvae_jax.models.encoders import make_encoder
@@ -106,7 +107,15 @@ class MultimodalVAE:
         if self.cfg.vmap_views:
             return jax.vmap(fn)(params_g, *args)
         n = jax.tree_util.tree_leaves(params_g)[0].shape[0]
-        return _stack([fn(_index(params_g, i), *(a[i] for a in args)) for i in range(n)])
+        outs = []
+        for i in range(n):
+            args_i = [a[i] for a in args]
+            if self.cfg.remat and outs:
+                # view i's input waits for view i-1's output, so in the backward pass view i-1's
+                # recomputation waits for view i's gradient: one view's activations at a time.
+                args_i[0] = tie(args_i[0], jax.tree_util.tree_leaves(outs[-1])[0])
+            outs.append(fn(_index(params_g, i), *args_i))
+        return _stack(outs)
 
     def _to_view_order(self, per_group: list) -> jax.Array:
         """Concatenates group outputs (Mg, ...) into one (M, ...) array in view order."""
