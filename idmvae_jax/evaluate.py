@@ -275,16 +275,11 @@ def private_classifier_steps(eval_cfg) -> int:
 
 
 def classifier_config(eval_cfg):
-    """The classifiers' architecture from eval.classifier_{conv_features, convs_per_level, hidden,
-    mlp_hidden, max_shift}."""
+    """The classifiers' architecture: eval.classifier_<field> for every ClassifierConfig field."""
     from idmvae_jax.metrics import classifiers as clf_lib
 
-    return clf_lib.ClassifierConfig(
-        conv_features=tuple(int(c) for c in eval_cfg.classifier_conv_features),
-        convs_per_level=int(eval_cfg.classifier_convs_per_level),
-        hidden=int(eval_cfg.classifier_hidden),
-        mlp_hidden=tuple(int(c) for c in eval_cfg.classifier_mlp_hidden),
-        max_shift=int(eval_cfg.classifier_max_shift))
+    fields = dataclasses.fields(clf_lib.ClassifierConfig)
+    return clf_lib.ClassifierConfig.from_dict({f.name: eval_cfg[f"classifier_{f.name}"] for f in fields})
 
 
 def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: str,
