@@ -3,21 +3,18 @@ r"""Train with your own critic in the cross-view InfoNCE term (an RBF critic her
     python examples/custom_critic.py --config=configs/polymnist_quadrant.py:tiny --steps=5
 
 A critic is any function `critic(a (Na, D), b (Nb, D)) -> scores (Na, Nb)`; InfoNCE divides the
-scores by the temperature. `losses.loss_fn` has no critic argument (it uses the model's
-`config.model.critic`: 'cosine' or 'projection'), so this example composes the objective from
-the library's pure terms:
+scores by the temperature. `losses.loss_fn` takes one for the shared codes and one for the private
+codes, replacing the model's `config.model.critic` ('cosine' or 'projection'):
 
-    total = loss_fn(params, ..., cfg with l1 = 0) + l1 * cross_view_infonce_loss(mu_z, tau, critic)
+    loss_fn = functools.partial(losses.loss_fn, critic_z=rbf_critic)   # L_crossMI and the cycle z term
 
-The noise draws of `loss_fn` do not depend on l1, so with `critic=cosine_scores` this equals
-`loss_fn` exactly. The result has `loss_fn`'s signature, so it plugs into
-`train_step.make_train_step(cfg, optimizer, loss_fn=...)` (used below) and
-`train.train_and_evaluate(config, workdir, loss_fn=...)`.
+The result has `loss_fn`'s signature, so it plugs into `train_step.make_train_step(cfg, optimizer,
+loss_fn=...)` (used below) and `train.train_and_evaluate(config, workdir, loss_fn=...)`.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -32,23 +29,6 @@ def rbf_critic(a: jax.Array, b: jax.Array, bandwidth: float = 1.0) -> jax.Array:
     """s_pq = -|a_p - b_q|^2 / (2 bandwidth^2): (Na, D), (Nb, D) -> (Na, Nb)."""
     sq = jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T
     return -jnp.maximum(sq, 0.0) / (2.0 * bandwidth**2)
-
-
-def make_loss_fn(critic):
-    """`loss_fn(params, batch, key, cfg, *, axis_name=None) -> (total, aux)` with `critic` in L_crossMI."""
-
-    def loss_fn(params, batch, key, cfg, *, axis_name=None):
-        l1 = cfg.loss.cross_mi_weight
-        rest = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, cross_mi_weight=0.0))
-        total, aux = losses.loss_fn(params, batch, key, rest, axis_name=axis_name)
-        model = make_model(cfg.model)
-        post = model.encode(params, model.preprocess(batch["x"]))  # mu_z: (M, B, Z)
-        mu_z = losses.GlobalBatch(axis_name).gather(post.mu_z, axis=1)  # global batch under pmap
-        cross_mi = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature, critic)
-        total = total + l1 * cross_mi
-        return total, dict(aux, cross_mi=cross_mi, total=total)
-
-    return loss_fn
 
 
 def parse_args(argv):
@@ -69,7 +49,7 @@ def main(argv=None) -> dict:
     if args.data_dir:
         config.data.cache_dir = args.data_dir
     cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
-    loss_fn = make_loss_fn(lambda a, b: rbf_critic(a, b, args.bandwidth))
+    loss_fn = functools.partial(losses.loss_fn, critic_z=functools.partial(rbf_critic, bandwidth=args.bandwidth))
 
     params = jax.jit(make_model(cfg.model).init)(jax.random.key(config.seed))
     optimizer = train_step_lib.make_optimizer(config.train)  # Adam from config.train

@@ -17,6 +17,7 @@ A quick signal for tuning: the cosine gap opens (and the probe rises) long befor
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import time
 
@@ -30,6 +31,22 @@ from idmvae_jax.metrics.probes import probe_accuracy
 from idmvae_jax.models.multimodal import make_model
 
 
+def set_config_value(config, item: str) -> None:
+    """Apply one 'a.b.c=VALUE' override (VALUE a Python literal, else a string) to an existing key."""
+    path, sep, text = item.partition("=")
+    *parents, leaf = path.split(".")
+    node = config
+    for name in parents:
+        node = node[name]
+    if not sep or leaf not in node:
+        raise KeyError(f"--set {item!r}: expected KEY=VALUE with an existing config key")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    node[leaf] = value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/polymnist_quadrant.py:mini")
@@ -41,6 +58,8 @@ def parse_args(argv):
     p.add_argument("--num_test", type=int, default=500)
     p.add_argument("--num_views", type=int, default=0, help="keep the first N views (0 = all)")
     p.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. --set model.critic=projection (repeatable)")
     return p.parse_args(argv)
 
 
@@ -49,6 +68,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     config = load_config(args.config)
     config.data.num_views = args.num_views
+    for item in args.set:
+        set_config_value(config, item)
     if args.data_dir:
         config.data.cache_dir = args.data_dir
     info = data.get_dataset_info(config.data)

@@ -188,6 +188,8 @@ def genaug_loss(
     loss_type: str = "contrastive",
     temperature: float = 1.0,
     batch: GlobalBatch = GlobalBatch(),
+    critic_z: Optional[ScoresFn] = None,
+    critic_w: Optional[ScoresFn] = None,
 ):
     """L_genaug = sum_i 0.5 (loss_z_i + loss_w_i), the generative-augmentation cycle term.
 
@@ -196,6 +198,8 @@ def genaug_loss(
       (a) x+ = mean D_i([w_swap_i, z~_i]),  mu_z+ = E_i^z(x+),  loss_z = -Contrast(mu_z_i, mu_z+)
       (b) x+ = mean D_i([w~_i, z_swap_i]),  mu_w+ = E_i^w(x+),  loss_w = -Contrast(mu_w_i, mu_w+)
     loss_type 'l2' uses sum_dims (mu - mu+)^2 (batch mean) in place of -Contrast.
+    critic_z(a (N, Z), b (N, Z)) and critic_w(a (N, W), b (N, W)) -> (N, N) replace the model's
+    critics (`config.model.critic`) in the contrasts; critic_w serves every view.
     Returns (L_genaug, per-view loss_z (M,), per-view loss_w (M,)).
     """
     u_a = jnp.concatenate([w_swap, z_sample], axis=-1)
@@ -208,12 +212,13 @@ def genaug_loss(
         loss_w = jnp.mean(jnp.sum((post.mu_w - mu_w_plus) ** 2, axis=-1), axis=-1)
     else:
         gz = lambda a: batch.gather(a, axis=1)  # noqa: E731
-        loss_z = -per_view_contrast(
-            gz(post.mu_z), gz(mu_z_plus), jax.vmap(lambda c: model.critic_scores_z(params, c, c)), temperature
+        if critic_z is None:
+            critic_z = lambda a, c: model.critic_scores_z(params, a, c)  # noqa: E731
+        scores_w = (
+            (lambda c: model.critic_scores_w(params, c, c)) if critic_w is None else jax.vmap(lambda c: critic_w(c, c))
         )
-        loss_w = -per_view_contrast(
-            gz(post.mu_w), gz(mu_w_plus), lambda c: model.critic_scores_w(params, c, c), temperature
-        )
+        loss_z = -per_view_contrast(gz(post.mu_z), gz(mu_z_plus), jax.vmap(lambda c: critic_z(c, c)), temperature)
+        loss_w = -per_view_contrast(gz(post.mu_w), gz(mu_w_plus), scores_w, temperature)
     return jnp.sum(0.5 * (loss_z + loss_w)), loss_z, loss_w
 
 
@@ -309,13 +314,25 @@ def draw_example_noise(key: jax.Array, positions: jax.Array, cfg: IDMVAEConfig) 
 
 
 # ================================================================================ the objective
-def loss_fn(params, batch: dict, key: jax.Array, cfg: IDMVAEConfig, *, axis_name: Optional[str] = None):
+def loss_fn(
+    params,
+    batch: dict,
+    key: jax.Array,
+    cfg: IDMVAEConfig,
+    *,
+    axis_name: Optional[str] = None,
+    critic_z: Optional[ScoresFn] = None,
+    critic_w: Optional[ScoresFn] = None,
+):
     """The IDMVAE objective on one batch: returns (total, aux).
 
     params: `make_model(cfg.model).init(key)`; batch: {"x": [x_0, ..., x_{M-1}], ...} with x_m of
     shape (B, *shape_m) (uint8 images, float vectors, int caption tokens); key: this step's key.
     axis_name: the pmap axis when the batch is a per-device shard (enables the global-batch
     all-gathers); None on one device or under jit with sharded global arrays.
+    critic_z(a (N, Z), b (N, Z)) -> (N, N) scores, if given, replaces the model's critic in L_crossMI
+    and in the cycle term's z contrast; critic_w(a (N, W), b (N, W)) in its w contrasts (every view).
+    Bind them with functools.partial to get a loss of the default signature for `make_train_step`.
     aux: elbo (L_elbo), recon (-mean weighted log-likelihood), kl (mean log q - log p, unweighted by
     beta), cross_mi (L_crossMI), genaug (L_genaug), diffusion (L_diff), total; a term whose weight
     is 0 is not computed and reads 0.
@@ -341,7 +358,7 @@ def loss_fn(params, batch: dict, key: jax.Array, cfg: IDMVAEConfig, *, axis_name
     }
     total = l_elbo
     if lc.cross_mi_weight:
-        critic = lambda a, c: model.critic_scores_z(params, a, c)  # noqa: E731
+        critic = critic_z or (lambda a, c: model.critic_scores_z(params, a, c))
         aux["cross_mi"] = cross_view_infonce_loss(gb.gather(post.mu_z, axis=1), lc.temperature, critic)
         total = total + lc.cross_mi_weight * aux["cross_mi"]
     if lc.genaug_weight:
@@ -356,7 +373,9 @@ def loss_fn(params, batch: dict, key: jax.Array, cfg: IDMVAEConfig, *, axis_name
             z_swap, w_swap = jax.lax.stop_gradient(
                 sample_diffusion_prior(model, params, noise["swap_z"], noise["swap_w"], cfg)
             )
-        aux["genaug"], _, _ = genaug_loss(model, params, post, w_swap, z_swap, w_s, z_s, lc.genaug_loss, lc.temperature, gb)
+        aux["genaug"], _, _ = genaug_loss(
+            model, params, post, w_swap, z_swap, w_s, z_s, lc.genaug_loss, lc.temperature, gb, critic_z, critic_w
+        )
         total = total + lc.genaug_weight * aux["genaug"]
     if lc.diffusion_weight:
         mu_z, mu_w = post.mu_z, post.mu_w

@@ -69,9 +69,11 @@ def test_custom_critic(data_dir):
     np.testing.assert_allclose(first["cross_mi"], rbf, rtol=1e-5)  # the RBF critic was used
     np.testing.assert_allclose(lib["cross_mi"], cosine, rtol=1e-5)  # the library's is the cosine
     assert abs(first["cross_mi"] - lib["cross_mi"]) > 1e-3
-    for name in ("elbo", "genaug", "diffusion"):  # the other terms are untouched
+    assert abs(first["genaug"] - lib["genaug"]) > 1e-3  # the cycle term's z contrast uses it too
+    for name in ("elbo", "diffusion"):  # the other terms are untouched
         np.testing.assert_allclose(first[name], lib[name], rtol=1e-5)
-    expected = lib["total"] + cfg.loss.cross_mi_weight * (first["cross_mi"] - lib["cross_mi"])
+    expected = (lib["total"] + cfg.loss.cross_mi_weight * (first["cross_mi"] - lib["cross_mi"])
+                + cfg.loss.genaug_weight * (first["genaug"] - lib["genaug"]))
     np.testing.assert_allclose(first["total"], expected, rtol=1e-4)
     assert all(np.isfinite(h["total"]) for h in r["history"])
     assert leaves_differ(params, r["state"].params)

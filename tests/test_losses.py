@@ -21,6 +21,7 @@ from scipy import special, stats
 
 from idmvae_jax import losses
 from idmvae_jax.config import DiffusionConfig, IDMVAEConfig, LossConfig
+from idmvae_jax.models.critic import cosine_scores
 from idmvae_jax.models.multimodal import group_name, make_model
 from idmvae_jax.models.specs import ModelConfig, ViewSpec
 
@@ -227,12 +228,15 @@ def np_elbo(model, params, xs, eps_w, eps_z, eps_aux, beta):
     return pieces, -float(np.mean(per_rb))
 
 
-def np_genaug(model, params, mu_w, mu_z, w_swap, z_swap, w_s, z_s, tau=1.0, loss_type="contrastive"):
+def np_genaug(model, params, mu_w, mu_z, w_swap, z_swap, w_s, z_s, tau=1.0, loss_type="contrastive", heads=None):
     """SPEC 2.3 view by view: decode [w_swap, z~] and [w~, z_swap] with the view's decoder mean,
-    re-encode with the view's encoder, compare means."""
+    re-encode with the view's encoder, compare means. heads = (head_z, [head_w per view]) overrides
+    the model's critic (the cosine of the projected codes)."""
     cfg = model.cfg
     heads_z = heads_w = None
-    if "critic" in params:
+    if heads is not None:
+        heads_z, heads_w = heads
+    elif "critic" in params:
         heads_z = np_projection_head(params["critic"]["z"])
         heads_w = [np_projection_head(take(params["critic"]["w"], i)) for i in range(cfg.num_views)]
     loss_z, loss_w = [], []
@@ -426,8 +430,6 @@ class InfoNCETest(chex.TestCase):
         # per_view_contrast with the cosine critic vmapped over views == the SPEC form per view
         a = rng.normal(size=(3, 4, 8)).astype(np.float32)
         c = rng.normal(size=(3, 4, 8)).astype(np.float32)
-        from idmvae_jax.models.critic import cosine_scores
-
         pv = self.variant(lambda x, y: losses.per_view_contrast(x, y, jax.vmap(lambda t: cosine_scores(t, t)), 0.5))(a, c)
         np.testing.assert_allclose(pv, [np_contrast(a[v], c[v], 0.5) for v in range(3)], rtol=2e-5, atol=2e-5)
 
@@ -683,6 +685,38 @@ class LossFnTest(parameterized.TestCase):
         want = np_loss_fn(model, params, batch, key, cfg)
         for name in sorted(AUX_KEYS):
             np.testing.assert_allclose(aux[name], want[name], rtol=2e-4, atol=1e-4, err_msg=name)
+
+    def test_critic_arguments_replace_the_models_critic(self):
+        """critic_z / critic_w given to loss_fn: the cosine of fixed linear maps of the codes,
+        recomputed with numpy; the ELBO and diffusion terms are untouched."""
+        model, params, batch, *_ = numeric_setup()
+        self.assertIn("critic", params)  # the projection critic, replaced here
+        cfg = IDMVAEConfig(NUMERIC_MODEL, FULL_LOSS)
+        rng = np.random.default_rng(12)
+        a_z = rng.normal(size=(NUMERIC_MODEL.z_dim, 6)).astype(np.float32)
+        a_w = rng.normal(size=(NUMERIC_MODEL.w_dim, 5)).astype(np.float32)
+        critic_z = lambda a, b: cosine_scores(a @ a_z, b @ a_z)  # noqa: E731
+        critic_w = lambda a, b: cosine_scores(a @ a_w, b @ a_w)  # noqa: E731
+        key = jax.random.key(7)
+        fn = fast_jit(lambda p, b, k: losses.loss_fn(p, b, k, cfg, critic_z=critic_z, critic_w=critic_w))
+        total, aux = fn(params, batch, key)
+        _, default = jitted_loss(cfg)(params, batch, key)
+
+        xs_np = np_preprocess(model.cfg, batch["x"])
+        b = xs_np[0].shape[0]
+        noise = {k: np.asarray(v) for k, v in draw_noise(key, jnp.arange(b), cfg).items()}
+        mu_w, s_w, mu_z, s_z = np_posterior(model, params, xs_np)
+        head_z, head_w = (lambda x: x @ a_z), (lambda x: x @ a_w)
+        w_s, z_s = mu_w + s_w * noise["genaug_w"], mu_z + s_z * noise["genaug_z"]
+        prev = [(i - 1) % b for i in range(b)]
+        want_genaug = np_genaug(model, params, mu_w, mu_z, w_s[:, prev], z_s[:, prev], w_s, z_s, cfg.loss.temperature,
+                                heads=(head_z, [head_w] * len(NUMERIC_MODEL.views)))[0]
+        np.testing.assert_allclose(aux["cross_mi"], np_cross_mi(mu_z, cfg.loss.temperature, head_z), rtol=2e-4)
+        np.testing.assert_allclose(aux["genaug"], want_genaug, rtol=2e-4)
+        self.assertGreater(abs(float(aux["cross_mi"]) - float(default["cross_mi"])), 1e-3)
+        for name in ("elbo", "diffusion"):
+            np.testing.assert_allclose(aux[name], default[name], rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(total, aux["total"])
 
 
 # ====================================================================================== gradients
