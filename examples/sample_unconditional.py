@@ -2,7 +2,7 @@ r"""Unconditional samples from a trained run's diffusion prior, as a PNG grid.
 
     python examples/sample_unconditional.py --workdir=workdirs/mini_diffusion --num=8
 
-Reads the run's configuration from WORKDIR/config.json (written by training, overrides included),
+Reads the run's configuration and views from WORKDIR/config.json (written by training, overrides included),
 restores the parameters of the latest checkpoint in WORKDIR/checkpoints, draws z and w_m by DDIM
 (`config.diffusion.ddim_steps` steps) from the latent score networks, decodes with every view's
 decoder (`generation.sample_unconditional`: sample i of every view shares z_i) and writes one row
@@ -37,7 +37,9 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 def restore(workdir: str):
     """(config, typed cfg, DatasetInfo, params, step) of the latest checkpoint, on one device."""
     config = load_run_config(workdir)
-    info = data.get_dataset_info(config.data)  # the views' kinds and shapes
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+        saved_info = json.load(f).get("dataset_info")  # written by training: no dataset needed
+    info = data.DatasetInfo.from_dict(saved_info) if saved_info else data.get_dataset_info(config.data)
     cfg = build.build_idmvae_config(config, info)
     optimizer = train_step_lib.make_optimizer(config.train)  # the checkpoint holds its state too
     init_fn = train_step_lib.make_init_fn(cfg, optimizer, int(config.seed))

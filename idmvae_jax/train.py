@@ -8,6 +8,7 @@ and before each checkpoint, so a checkpoint never holds a state after a non-fini
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -172,7 +173,8 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
             num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract.params))
             writers.write_config(workdir, config, {"resolved_num_steps": num_steps, "num_params": num_params,
                                                    "num_devices": int(mesh.devices.size),
-                                                   "num_processes": jax.process_count()})
+                                                   "num_processes": jax.process_count(),
+                                                   "dataset_info": dataclasses.asdict(info)})
             logging.info("model: %d parameters; data %s (%s); %d devices, %d processes; steps %d -> %d",
                          num_params, info.name, {k_: v for k_, v in info.splits.items()},
                          mesh.devices.size, jax.process_count(), start, num_steps)

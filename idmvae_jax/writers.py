@@ -2,7 +2,8 @@
 
 WORKDIR/metrics.jsonl   one JSON object per log step (appended on resume)
 WORKDIR/tensorboard/    TensorBoard event files (tensorboardX)
-WORKDIR/config.json     the run's ConfigDict (plus the resolved number of steps)
+WORKDIR/config.json     the run's ConfigDict, plus the resolved number of steps and the dataset's
+                        DatasetInfo (`dataset_info`: the views' kinds and shapes, labels, splits)
 WORKDIR/samples/        PNG grids: reconstructions, cross-generations, unconditional samples
 
 Only process 0 writes (`MetricWriter(active=jax.process_index() == 0)`).

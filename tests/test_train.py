@@ -5,10 +5,11 @@ import shutil
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
-from idmvae_jax import checkpointing, losses, parallel, train, writers
+from idmvae_jax import checkpointing, data, losses, parallel, train, writers
 from idmvae_jax.config_defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,8 @@ def test_run_outputs(runs):
         assert key in records[-1], key
     config = json.load(open(os.path.join(a, "config.json")))
     assert config["train"]["num_steps"] == 4 and config["resolved_num_steps"] == 4
+    saved_info = data.DatasetInfo.from_dict(config["dataset_info"])  # a restore needs no dataset
+    assert saved_info == data.get_dataset_info(ml_collections.ConfigDict(config["data"]))
     assert os.listdir(os.path.join(a, "tensorboard"))
     assert sorted(checkpointing.Checkpointer(a).all_steps()) == [2, 4]  # keep-last-2
     samples = sorted(os.listdir(os.path.join(a, "samples")))
