@@ -64,7 +64,7 @@ def parse_args(argv):
 
 
 def main(argv=None) -> dict:
-    """Returns {'rows': the printed JSON rows, 'params', 'initial_params'}."""
+    """Returns {'rows': the printed JSON rows, 'params', 'initial_params', 'encode_z', 'objective', 'cfg'}."""
     args = parse_args(argv)
     config = load_config(args.config)
     config.data.num_views = args.num_views
@@ -79,9 +79,12 @@ def main(argv=None) -> dict:
     optimizer = optax.adam(args.learning_rate or config.train.learning_rate)
     opt_state = optimizer.init(params)
 
+    def encode_z(p, xs):  # raw batch views -> posterior means (M, B, Z) of the z branches
+        return model.encode_branch_means(p, model.preprocess(xs), "z")
+
     def crossmi_objective(p, batch, key):
         del key
-        mu_z = model.encode_branch_means(p, batch["x"], "z")  # (M, B, Z)
+        mu_z = encode_z(p, batch["x"])  # (M, B, Z)
         loss = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature,
                                               critic=lambda a, b: model.critic_scores_z(p, a, b))
         return loss, {"cross_mi": loss}
@@ -97,13 +100,14 @@ def main(argv=None) -> dict:
         updates, s = optimizer.update(grads, s, p)
         return optax.apply_updates(p, updates), s, aux
 
-    encode_z = jax.jit(lambda p, xs: model.encode_branch_means(p, xs, "z"))
     fit = data.load_split(config.data, "train", max_examples=args.num_fit)
     test = data.load_split(config.data, "test", max_examples=args.num_test)
 
+    jit_encode_z = jax.jit(encode_z)
+
     def means(p, split, chunk=250):  # (M, N, Z)
         n = len(split["y_shared"])
-        return np.concatenate([np.asarray(encode_z(p, [x[i:i + chunk] for x in split["x"]]))
+        return np.concatenate([np.asarray(jit_encode_z(p, [x[i:i + chunk] for x in split["x"]]))
                                for i in range(0, n, chunk)], axis=1)
 
     def probe(p):
@@ -129,7 +133,8 @@ def main(argv=None) -> dict:
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         batches.close()
-    return dict(rows=rows, params=params, initial_params=initial_params)
+    return dict(rows=rows, params=params, initial_params=initial_params, encode_z=encode_z, objective=objective,
+                cfg=cfg)
 
 
 if __name__ == "__main__":

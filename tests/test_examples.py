@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idmvae_jax import losses, train
+from idmvae_jax import data, losses, train
 from idmvae_jax.models.critic import cosine_scores
 from idmvae_jax.models.multimodal import group_name, make_model
 
@@ -129,3 +129,12 @@ def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):
     assert leaves_differ(before["branch_z"], after["branch_z"])
     assert not leaves_differ(before["branch_w"], after["branch_w"])
     assert not leaves_differ(r["initial_params"]["decoders"], r["params"]["decoders"])
+    # the probe and the objective see the model's inputs (preprocessed images), as loss_fn does
+    config = load_example("custom_training_loop").load_config(f"{CONFIG}:tiny")
+    config.data.cache_dir = data_dir
+    xs = data.load_split(config.data, "test", max_examples=8)["x"]
+    model = make_model(r["cfg"].model)
+    want = model.encode(r["params"], model.preprocess(xs)).mu_z
+    np.testing.assert_allclose(r["encode_z"](r["params"], xs), want, rtol=1e-5, atol=1e-6)
+    loss, _ = r["objective"](r["params"], {"x": xs}, None)
+    np.testing.assert_allclose(loss, losses.cross_view_infonce_loss(want, r["cfg"].loss.temperature), rtol=1e-5)
