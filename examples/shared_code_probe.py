@@ -8,6 +8,7 @@ L_crossMI alone (`losses.cross_view_infonce_loss` on mu_z, SPEC 2.2); `--objecti
 `--probe_every` steps it prints one JSON line with:
   probe_z_shared   test accuracy of a logistic-regression probe (metrics.probes.probe_accuracy)
                    of the shared label from mu_z, fitted on `--num_fit` train tuples, mean over views;
+  probe_w_shared   the same from the private means mu_w (where else the encoders keep the label);
   cos_same/cos_other  mean cosine between mu_z of views 0 and 1 of the same tuple / of different
                    tuples (test split): equal values mean the shared code carries nothing the two
                    views have in common;
@@ -103,22 +104,27 @@ def main(argv=None) -> dict:
     fit = data.load_split(config.data, "train", max_examples=args.num_fit)
     test = data.load_split(config.data, "test", max_examples=args.num_test)
 
-    jit_encode_z = jax.jit(encode_z)
+    jit_encode = {b: jax.jit(lambda p, xs, b=b: model.encode_branch_means(p, model.preprocess(xs), b))
+                  for b in ("z", "w")}
 
-    def means(p, split, chunk=250):  # (M, N, Z)
+    def means(p, split, branch="z", chunk=250):  # (M, N, Z) or (M, N, W)
         n = len(split["y_shared"])
-        return np.concatenate([np.asarray(jit_encode_z(p, [x[i:i + chunk] for x in split["x"]]))
+        return np.concatenate([np.asarray(jit_encode[branch](p, [x[i:i + chunk] for x in split["x"]]))
                                for i in range(0, n, chunk)], axis=1)
 
+    def shared_label_accuracy(p, branch):  # mean over views of the probe's test accuracy
+        c_fit, c_test = means(p, fit, branch), means(p, test, branch)
+        return np.mean([probe_accuracy(c_fit[m], fit["y_shared"], c_test[m], test["y_shared"], max_iter=300)
+                        for m in range(c_fit.shape[0])])
+
     def probe(p):
-        z_fit, z_test = means(p, fit), means(p, test)
-        acc = np.mean([probe_accuracy(z_fit[m], fit["y_shared"], z_test[m], test["y_shared"], max_iter=300)
-                       for m in range(z_fit.shape[0])])
+        z_test = means(p, test)
         unit = z_test / np.maximum(np.linalg.norm(z_test, axis=-1, keepdims=True), 1e-12)
         other = 1 if unit.shape[0] > 1 else 0
         same = np.mean(np.sum(unit[0] * unit[other], -1))
         different = np.mean(np.sum(unit[0] * np.roll(unit[other], 1, axis=0), -1))
-        return dict(probe_z_shared=round(float(acc), 4), cos_same=round(float(same), 4),
+        return dict(probe_z_shared=round(float(shared_label_accuracy(p, "z")), 4),
+                    probe_w_shared=round(float(shared_label_accuracy(p, "w")), 4), cos_same=round(float(same), 4),
                     cos_other=round(float(different), 4))
 
     batches = data.make_iterator(config.data, "train", config.train.batch_size, seed=config.seed)
