@@ -53,9 +53,23 @@ def rematerialised(module: nn.Module, x: jax.Array, pure_apply) -> jax.Array:
     return nn.custom_vjp(fn, forward_fn=fwd, backward_fn=bwd)(module, x)
 
 
-class ResBlock(nn.Module):
-    """(B, H, W, fin) -> (B, H, W, fout).
+def rematerialised_unit(parent: nn.Module, make, x: jax.Array) -> jax.Array:
+    """`rematerialised(make(), x)` with the unit's parameters in `parent`'s own scope.
 
+    make(**kwargs) -> the plain (remat-free) module of the unit; parameter names are those of a
+    model built without remat.
+    """
+    plain = make(name="plain")
+    nn.share_scope(parent, plain)  # the same parameter names as without remat
+    detached = make(parent=None)  # unbound: applied to the saved parameters only
+    return rematerialised(plain, x, lambda p, h: detached.apply({"params": p}, h))
+
+
+class ResBlock(nn.Module):
+    """(B, H, W, fin) -> (B, H, W, fout), or (B, H/2, W/2, fin) -> (B, H, W, fout) with `upsample`.
+
+    upsample: nearest-neighbour 2x upsampling of the input first (part of the block, so a
+    rematerialised block keeps its input at the lower resolution).
     remat: keep only the block's input for the backward pass and recompute the block there
     (`rematerialised`); the parameters and the gradients are the same as without it.
     """
@@ -63,14 +77,15 @@ class ResBlock(nn.Module):
     features: int
     dtype: Any = jnp.float32
     remat: bool = False
+    upsample: bool = False
 
     @nn.compact
     def __call__(self, x):
         if self.remat:
-            plain = ResBlock(self.features, dtype=self.dtype, name="plain")
-            nn.share_scope(self, plain)  # the same parameter names as a block without remat
-            detached = ResBlock(self.features, dtype=self.dtype)
-            return rematerialised(plain, x, lambda p, h: detached.apply({"params": p}, h))
+            return rematerialised_unit(
+                self, lambda **kw: ResBlock(self.features, dtype=self.dtype, upsample=self.upsample, **kw), x)
+        if self.upsample:
+            x = upsample_nearest_2x(x)
         fin = x.shape[-1]
         hidden = min(fin, self.features)
         shortcut = x

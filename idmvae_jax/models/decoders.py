@@ -19,17 +19,44 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, lrelu, upsample_nearest_2x
+from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, lrelu, rematerialised_unit
 from idmvae_jax.models.network import Network
 
 
+class ConvOutputStage(nn.Module):
+    """The decoder's last stage: [upsample ->] ResBlock(block_0) -> lrelu -> conv3x3 (out).
+
+    One unit, so with remat only its (lower-resolution) input is kept for the backward pass: the
+    full-resolution activations, the block's output included, live only while it is recomputed.
+    """
+
+    features: int
+    out_channels: int
+    upsample: bool
+    dtype: Any = jnp.float32
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, h):
+        if self.remat:
+            return rematerialised_unit(self, lambda **kw: ConvOutputStage(
+                self.features, self.out_channels, self.upsample, dtype=self.dtype, **kw), h)
+        h = ResBlock(self.features, dtype=self.dtype, upsample=self.upsample, name="block_0")(h)
+        return nn.Conv(self.out_channels, (3, 3), padding=1, dtype=self.dtype, name="out")(lrelu(h))
+
+
 class ConvDecoder(nn.Module):
-    """(B, W+Z) -> raw (B, H, W, C)."""
+    """(B, W+Z) -> raw (B, H, W, C): Dense -> ResBlock(block_L) -> [upsample -> ResBlock(block_i)]
+    for i = L-1 .. 0 -> lrelu -> conv3x3, L = len(channels) - 1.
+
+    remat: rematerialise block_L, each upsample + block_i, and the output stage in the backward
+    pass (`blocks.rematerialised`); the same parameters and gradients.
+    """
 
     shape: tuple
     channels: tuple
     dtype: Any = jnp.float32
-    remat: bool = False  # rematerialise every ResBlock in the backward pass (blocks.rematerialised)
+    remat: bool = False
 
     @nn.compact
     def __call__(self, u):
@@ -39,10 +66,12 @@ class ConvDecoder(nn.Module):
         h = nn.Dense(self.channels[-1] * sh * sw, dtype=self.dtype, name="project")(u.astype(self.dtype))
         h = h.reshape(u.shape[0], sh, sw, self.channels[-1])
         for i in range(levels, 0, -1):
-            h = ResBlock(self.channels[i - 1], dtype=self.dtype, remat=self.remat, name=f"block_{i}")(h)
-            h = upsample_nearest_2x(h)
-        h = ResBlock(self.channels[0], dtype=self.dtype, remat=self.remat, name="block_0")(h)
-        return nn.Conv(out_channels, (3, 3), padding=1, dtype=self.dtype, name="out")(lrelu(h))
+            h = ResBlock(self.channels[i - 1], dtype=self.dtype, remat=self.remat, upsample=i < levels,
+                         name=f"block_{i}")(h)
+        stage = ConvOutputStage(self.channels[0], out_channels, upsample=levels > 0, dtype=self.dtype,
+                                remat=self.remat)
+        nn.share_scope(self, stage)  # parameter names block_0 and out, as in the plain decoder
+        return stage(h)
 
 
 class MLPDecoder(nn.Module):

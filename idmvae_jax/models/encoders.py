@@ -19,7 +19,25 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, avg_pool_3s2, lrelu
+from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, avg_pool_3s2, lrelu, rematerialised_unit
+
+
+class ConvInputStage(nn.Module):
+    """The branch's first stage: conv3x3 (stem) -> ResBlock(block_0), at full resolution.
+
+    One unit, so with remat only the image is kept for the backward pass, not the stem's output.
+    """
+
+    features: int
+    dtype: Any = jnp.float32
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        if self.remat:
+            return rematerialised_unit(self, lambda **kw: ConvInputStage(self.features, dtype=self.dtype, **kw), x)
+        h = nn.Conv(self.features, (3, 3), padding=1, dtype=self.dtype, name="stem")(x.astype(self.dtype))
+        return ResBlock(self.features, dtype=self.dtype, name="block_0")(h)
 
 
 class ConvBranch(nn.Module):
@@ -28,12 +46,13 @@ class ConvBranch(nn.Module):
     channels: tuple
     latent_dim: int
     dtype: Any = jnp.float32
-    remat: bool = False  # rematerialise every ResBlock in the backward pass (blocks.rematerialised)
+    remat: bool = False  # rematerialise the input stage and every ResBlock (blocks.rematerialised)
 
     @nn.compact
     def __call__(self, x):
-        h = nn.Conv(self.channels[0], (3, 3), padding=1, dtype=self.dtype, name="stem")(x.astype(self.dtype))
-        h = ResBlock(self.channels[0], dtype=self.dtype, remat=self.remat, name="block_0")(h)
+        stage = ConvInputStage(self.channels[0], dtype=self.dtype, remat=self.remat)
+        nn.share_scope(self, stage)  # parameter names stem and block_0, as without remat
+        h = stage(x.astype(self.dtype))
         for i, width in enumerate(self.channels[1:], start=1):
             h = ResBlock(width, dtype=self.dtype, remat=self.remat, name=f"block_{i}")(avg_pool_3s2(h))
         h = h.reshape(h.shape[0], -1)

@@ -46,8 +46,33 @@ def group_name(indices) -> str:
     return "views_" + "_".join(str(i) for i in indices)
 
 
-def _index(tree, i):
-    return jax.tree_util.tree_map(lambda p: p[i], tree)
+@jax.custom_vjp
+def _unstack(x: jax.Array) -> tuple:
+    """(n, ...) -> n arrays (...); its gradient stacks the n cotangents into one (n, ...) array.
+
+    The same values as [x[0], ..., x[n-1]], but autodiff of the slices would give every view's
+    gradient as its own zero-padded (n, ...) array (n full-size copies of a stacked parameter).
+    """
+    return tuple(x[i] for i in range(x.shape[0]))
+
+
+def _unstack_fwd(x):
+    return _unstack(x), None
+
+
+def _unstack_bwd(_, cotangents):
+    return (jnp.stack(cotangents),)
+
+
+_unstack.defvjp(_unstack_fwd, _unstack_bwd)
+
+
+def _unstack_tree(tree) -> list:
+    """A tree of (n, ...) leaves -> n trees of (...) leaves (gradients stacked, see _unstack)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    per_leaf = [_unstack(leaf) for leaf in leaves]
+    n = len(per_leaf[0]) if per_leaf else 0
+    return [jax.tree_util.tree_unflatten(treedef, [views[i] for views in per_leaf]) for i in range(n)]
 
 
 def _stack(trees):
@@ -106,16 +131,20 @@ class MultimodalVAE:
         """Applies fn(params_i, *args_i) to every view of a group (leading axis of params and args)."""
         if self.cfg.vmap_views:
             return jax.vmap(fn)(params_g, *args)
-        n = jax.tree_util.tree_leaves(params_g)[0].shape[0]
+        return _stack(self._chain_views(fn, _unstack_tree(params_g), args))
+
+    def _chain_views(self, fn: Callable, params_views: list, args, after=None) -> list:
+        """[fn(params_i, *args_i) for each view i] as a Python loop. With remat, view i's input waits
+        for view i-1's output (view 0's for `after`), so in the backward pass view i-1's
+        recomputation waits for view i's gradient: one view's activations at a time."""
         outs = []
-        for i in range(n):
+        for i, params_i in enumerate(params_views):
             args_i = [a[i] for a in args]
-            if self.cfg.remat and outs:
-                # view i's input waits for view i-1's output, so in the backward pass view i-1's
-                # recomputation waits for view i's gradient: one view's activations at a time.
-                args_i[0] = tie(args_i[0], jax.tree_util.tree_leaves(outs[-1])[0])
-            outs.append(fn(_index(params_g, i), *args_i))
-        return _stack(outs)
+            prev = outs[-1] if outs else after
+            if self.cfg.remat and prev is not None:
+                args_i[0] = tie(args_i[0], jax.tree_util.tree_leaves(prev)[0])
+            outs.append(fn(params_i, *args_i))
+        return outs
 
     def _to_view_order(self, per_group: list) -> jax.Array:
         """Concatenates group outputs (Mg, ...) into one (M, ...) array in view order."""
@@ -168,10 +197,20 @@ class MultimodalVAE:
         """u (Mg, S, B, D) -> decoder output dict with leading (Mg, S, B)."""
         _, idx = self.groups[g]
         mg, s, b, d = u.shape
+        apply, params_g = self.decoders[g].apply, params["decoders"][group_name(idx)]
+        if self.cfg.remat and not self.cfg.vmap_views and s > 1:
+            # one sample index at a time, chained like the views: the backward pass holds the
+            # activations of B decodes instead of S * B (the ELBO decodes S = M * K per example)
+            params_views, per_sample, last = _unstack_tree(params_g), [], None
+            for j in range(s):
+                outs = self._chain_views(apply, params_views, [u[:, j]], last)
+                per_sample.append(_stack(outs))  # (Mg, B, ...)
+                last = outs[-1]
+            return jax.tree_util.tree_map(lambda *a: jnp.stack(a, axis=1), *per_sample)
         # Fold samples into the batch batch-major: a batch axis sharded over a mesh then stays a
         # contiguous tiling of the folded axis (sample-major folding makes XLA replicate the decodes).
         flat = u.transpose(0, 2, 1, 3).reshape(mg, b * s, d)
-        out = self._map_views(self.decoders[g].apply, params["decoders"][group_name(idx)], flat)
+        out = self._map_views(apply, params_g, flat)
         return jax.tree_util.tree_map(lambda a: a.reshape(mg, b, s, *a.shape[2:]).swapaxes(1, 2), out)
 
     def log_likelihood(self, params, u: jax.Array, xs) -> jax.Array:
