@@ -266,13 +266,11 @@ def _part_fn(what: str, cfg, group: Optional[int], params, batch_size: int, opti
     model = make_model(mc)
     b = batch_size
 
-    def remat(fn):
-        return jax.checkpoint(fn) if mc.remat else fn
-
     def fwd_bwd(apply, p, x):
-        """Gradient w.r.t. params and input of sum(outputs): the backward of one use in the step."""
+        """Gradient w.r.t. params and input of sum(outputs): the backward of one use in the step
+        (with model.remat the networks rematerialise their own blocks, as in the step)."""
         def scalar(p_, x_):
-            out = remat(apply)(p_, x_)
+            out = apply(p_, x_)
             return sum(jnp.sum(o.astype(jnp.float32)) for o in jax.tree_util.tree_leaves(out))
         return jax.grad(scalar, argnums=(0, 1))(p, x)
 

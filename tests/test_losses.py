@@ -686,6 +686,21 @@ class LossFnTest(parameterized.TestCase):
         for name in sorted(AUX_KEYS):
             np.testing.assert_allclose(aux[name], want[name], rtol=2e-4, atol=1e-4, err_msg=name)
 
+    def test_centered_critic_in_cross_mi(self):
+        """critic='centered': L_crossMI is the cosine InfoNCE of the codes minus their mean over all
+        M * B rows (the rows the critic is given), recomputed with numpy."""
+        model_cfg = dataclasses.replace(NUMERIC_MODEL, critic="centered")
+        model = make_model(model_cfg)
+        params = random_params(model, 5)
+        self.assertNotIn("critic", params)
+        batch = make_batch(model_cfg, 6)
+        cfg = IDMVAEConfig(model_cfg, FULL_LOSS)
+        _, aux = jitted_loss(cfg)(params, batch, jax.random.key(2))
+        _, _, mu_z, _ = np_posterior(model, params, np_preprocess(model_cfg, batch["x"]))
+        mean = mu_z.reshape(-1, mu_z.shape[-1]).mean(0)
+        want = np_cross_mi(mu_z, FULL_LOSS.temperature, head=lambda x: x - mean)
+        np.testing.assert_allclose(aux["cross_mi"], want, rtol=2e-4)
+
     def test_critic_arguments_replace_the_models_critic(self):
         """critic_z / critic_w given to loss_fn: the cosine of fixed linear maps of the codes,
         recomputed with numpy; the ELBO and diffusion terms are untouched."""

@@ -84,6 +84,19 @@ def test_cosine_scores_matches_numpy():
     np.testing.assert_allclose(cosine_scores(jnp.asarray(a), jnp.asarray(b)), ref, rtol=1e-5, atol=1e-6)
 
 
+def test_centered_critic_matches_numpy_and_ignores_a_common_shift():
+    r = np.random.RandomState(1)
+    a, b = r.randn(6, 3), r.randn(5, 3)
+    ca, cb = a - a.mean(0), b - b.mean(0)
+    ref = (ca / np.linalg.norm(ca, axis=1, keepdims=True)) @ (cb / np.linalg.norm(cb, axis=1, keepdims=True)).T
+    critic = make_critic("centered", 3)
+    assert critic.init(jax.random.key(0)) == {}
+    np.testing.assert_allclose(critic.apply({}, jnp.asarray(a), jnp.asarray(b)), ref, rtol=1e-5, atol=1e-6)
+    shift = np.array([50.0, -20.0, 30.0])  # a large common component: the plain cosine goes to ~1
+    np.testing.assert_allclose(critic.apply({}, jnp.asarray(a + shift), jnp.asarray(b + shift)), ref, rtol=1e-4, atol=1e-5)
+    assert np.min(np.asarray(cosine_scores(jnp.asarray(a + shift), jnp.asarray(b + shift)))) > 0.9
+
+
 def test_view_groups_stack_identical_specs():
     small = ViewSpec("image", (16, 16, 3), channels=(4, 8))
     vec = ViewSpec("vector", (5,), hidden=(8,))

@@ -95,6 +95,19 @@ def test_pmap_matches_jit(setup, reference):
     assert_trees_close(final.opt_state, ref_final.opt_state)
 
 
+def test_pmap_matches_jit_with_the_centered_critic():
+    """The centred critic's mean is over the global batch under pmap too (the codes are gathered)."""
+    c, _, opt = small_setup()
+    c.model.critic = "centered"
+    cfg = build.build_idmvae_config(c, [ViewInfo("vector", (6,), "float32")] * 3)
+    batches = random_batches(n=1)
+    ref_final, ref_history = run(cfg, opt, "jit", 1, batches)
+    final, history = run(cfg, opt, "pmap", 8, batches)
+    np.testing.assert_allclose([history[0][k] for k in sorted(history[0])],
+                               [ref_history[0][k] for k in sorted(ref_history[0])], rtol=1e-5)
+    assert_trees_close(final.params, ref_final.params)
+
+
 def test_step_key_is_fold_in_of_base_key_and_step():
     state = ts.init_state({}, ts.make_optimizer(small_config().train), jax.random.fold_in(jax.random.key(3), 1))
     state = state._replace(step=jnp.asarray(5, jnp.int32))

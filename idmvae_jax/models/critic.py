@@ -6,6 +6,12 @@ can replace it (see `idmvae_jax.losses.infonce`).
 
 - cosine (default, no parameters): s_pq = <a_p, b_q> / (|a_p| |b_q|)
 - projection: the cosine of g(a), g(b) with g a 2-layer MLP head (width 256 -> 128, ReLU).
+- centered (no parameters): the cosine of batch-centred codes, s_pq = cos(a_p - mean_a, b_q - mean_b)
+  with the means over the rows given (in every loss term the whole global batch). Adding one
+  vector to every code leaves it unchanged, so codes cannot score "alike" by sharing a large common
+  component: with the plain cosine the shared codes of a small model can collapse onto one
+  direction (all cosines near 1, InfoNCE at its chance value) and stay there for thousands of steps
+  (docs/results_mini.md). Not the paper's critic.
 """
 from __future__ import annotations
 
@@ -25,6 +31,11 @@ def cosine_scores(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.einsum("pd,qd->pq", a, b)
 
 
+def centered_cosine_scores(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Cosine similarity after subtracting each set's mean row: (Na, D), (Nb, D) -> (Na, Nb)."""
+    return cosine_scores(a - jnp.mean(a, axis=0, keepdims=True), b - jnp.mean(b, axis=0, keepdims=True))
+
+
 class ProjectionHead(nn.Module):
     """g(x) = Dense(out)(relu(Dense(width)(x))): (N, D) -> (N, out)."""
 
@@ -37,9 +48,11 @@ class ProjectionHead(nn.Module):
 
 
 def make_critic(kind: str, dim: int, width: int = 256, out: int = 128) -> Network:
-    """Factory: a critic over codes of size `dim` ('cosine' or 'projection')."""
+    """Factory: a critic over codes of size `dim` ('cosine', 'centered' or 'projection')."""
     if kind == "cosine":
         return Network(lambda key: {}, lambda params, a, b: cosine_scores(a, b))
+    if kind == "centered":
+        return Network(lambda key: {}, lambda params, a, b: centered_cosine_scores(a, b))
     if kind == "projection":
         head = ProjectionHead(width, out)
 
@@ -50,4 +63,4 @@ def make_critic(kind: str, dim: int, width: int = 256, out: int = 128) -> Networ
             return cosine_scores(head.apply({"params": params}, a), head.apply({"params": params}, b))
 
         return Network(init, apply)
-    raise ValueError(f"unknown critic {kind!r}; use 'cosine' or 'projection'")
+    raise ValueError(f"unknown critic {kind!r}; use 'cosine', 'centered' or 'projection'")

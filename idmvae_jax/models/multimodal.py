@@ -116,7 +116,7 @@ class MultimodalVAE:
             params["encoders"][name] = _stack([enc.init(view_keys_enc[i]) for i in idx])
             params["decoders"][name] = _stack([dec.init(view_keys_dec[i]) for i in idx])
         params["aux_prior_raw"] = jnp.zeros((m, cfg.w_dim), jnp.float32)
-        if cfg.critic != "cosine":
+        if cfg.critic == "projection":  # the parameter-free critics have none
             params["critic"] = {
                 "z": self.critic_z.init(k_cz),
                 "w": _stack([self.critic_w.init(k) for k in jax.random.split(k_cw, m)]),

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 VIEW_KINDS = ("image", "latent", "vector", "caption")
 LIKELIHOODS = ("laplace", "normal", "categorical", "bernoulli")
 POSTERIORS = ("normal", "laplace")
-CRITICS = ("cosine", "projection")
+CRITICS = ("cosine", "centered", "projection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,8 @@ class ModelConfig:
     Latent layout of one view: u = [w, z] (private first), w in R^w_dim, z in R^z_dim.
     posterior: 'normal' (scale = softplus(raw) + eps) or 'laplace' (softmax(raw) * dim + eps).
     prior_raw_scale: the fixed raw scale of p(z), p(w_m), mapped by the same convention.
-    critic: 'cosine' (parameter-free) or 'projection' (2-layer MLP head, then cosine).
+    critic: 'cosine' (parameter-free), 'centered' (cosine of batch-centred codes, parameter-free) or
+      'projection' (2-layer MLP head, then cosine); see `models.critic`.
     diffusion_prior: build the latent score networks (SPEC 2.4).
     vmap_views: run views of identical spec through one vmapped apply (else a Python loop).
     remat: keep only ResBlock inputs for the backward pass and recompute the blocks there
