@@ -156,8 +156,13 @@ def runs_table(results: dict) -> str:
 
 
 def copy_figures(runs: dict, figures_dir: str) -> list:
-    """Copies each seed-0 run's evaluation figures (of `find_runs`); returns (run, file) pairs."""
+    """Copies each seed-0 run's evaluation figures (of `find_runs`); returns (run, file) pairs.
+
+    PNGs already in `figures_dir` are removed first: the directory shows the runs collected now.
+    """
     os.makedirs(figures_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(figures_dir, "*.png")):
+        os.remove(stale)
     copied = []
     for run, (_, seed, workdir) in runs.items():
         if seed != 0:

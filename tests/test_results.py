@@ -49,8 +49,10 @@ def test_write_outputs_table_json_and_figures(tmp_path):
     _run(root, "idmvae_seed0", {"probe/z_shared": 0.9, "probe/w_shared": 0.2})
     _run(root, "mmvaeplus_seed0", {"probe/z_shared": 0.4, "probe/w_shared": 0.5})
     prefix = str(tmp_path / "out" / "results")
-    os.makedirs(os.path.dirname(prefix))
+    os.makedirs(prefix + "_figures")
+    open(os.path.join(prefix + "_figures", "old_run_seed0_samples.png"), "wb").close()  # a stale figure
     results.write(str(root), prefix, "# Title\n")
+    assert not os.path.exists(os.path.join(prefix + "_figures", "old_run_seed0_samples.png"))
     text = open(prefix + ".md").read()
     assert text.startswith("# Title")
     rows = [line for line in text.splitlines() if line.startswith("| IDMVAE |") or line.startswith("| MMVAE+")]
