@@ -4,7 +4,7 @@ r"""Train with your own critic in the cross-view InfoNCE term (an RBF critic her
 
 A critic is any function `critic(a (Na, D), b (Nb, D)) -> scores (Na, Nb)`; InfoNCE divides the
 scores by the temperature. `losses.loss_fn` takes one for the shared codes and one for the private
-codes, replacing the model's `config.model.critic` ('cosine' or 'projection'):
+codes, replacing the model's `config.model.critic` ('cosine', 'centered' or 'projection'):
 
     loss_fn = functools.partial(losses.loss_fn, critic_z=rbf_critic)   # L_crossMI and the cycle z term
 

@@ -27,18 +27,17 @@ from idmvae_jax import train_step as train_step_lib
 SECTIONS = ("seed", "data", "model", "loss", "diffusion", "train", "parallel", "eval")
 
 
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-    """The ConfigDict of a run from WORKDIR/config.json (its extra entries dropped)."""
+def load_run_config(workdir: str) -> tuple:
+    """(the run's ConfigDict, its saved DatasetInfo dict or None) from WORKDIR/config.json."""
     with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
         saved = json.load(f)
-    return ml_collections.ConfigDict({k: v for k, v in saved.items() if k in SECTIONS})
+    config = ml_collections.ConfigDict({k: v for k, v in saved.items() if k in SECTIONS})
+    return config, saved.get("dataset_info")  # written by training: a restore needs no dataset
 
 
 def restore(workdir: str):
     """(config, typed cfg, DatasetInfo, params, step) of the latest checkpoint, on one device."""
-    config = load_run_config(workdir)
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-        saved_info = json.load(f).get("dataset_info")  # written by training: no dataset needed
+    config, saved_info = load_run_config(workdir)
     info = data.DatasetInfo.from_dict(saved_info) if saved_info else data.get_dataset_info(config.data)
     cfg = build.build_idmvae_config(config, info)
     optimizer = train_step_lib.make_optimizer(config.train)  # the checkpoint holds its state too

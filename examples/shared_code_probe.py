@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import time
 
@@ -80,8 +81,8 @@ def main(argv=None) -> dict:
     optimizer = optax.adam(args.learning_rate or config.train.learning_rate)
     opt_state = optimizer.init(params)
 
-    def encode_z(p, xs):  # raw batch views -> posterior means (M, B, Z) of the z branches
-        return model.encode_branch_means(p, model.preprocess(xs), "z")
+    def encode_z(p, xs, branch="z"):  # raw batch views -> posterior means (M, B, Z) (or (M, B, W))
+        return model.encode_branch_means(p, model.preprocess(xs), branch)
 
     def crossmi_objective(p, batch, key):
         del key
@@ -104,8 +105,7 @@ def main(argv=None) -> dict:
     fit = data.load_split(config.data, "train", max_examples=args.num_fit)
     test = data.load_split(config.data, "test", max_examples=args.num_test)
 
-    jit_encode = {b: jax.jit(lambda p, xs, b=b: model.encode_branch_means(p, model.preprocess(xs), b))
-                  for b in ("z", "w")}
+    jit_encode = {b: jax.jit(functools.partial(encode_z, branch=b)) for b in ("z", "w")}
 
     def means(p, split, branch="z", chunk=250):  # (M, N, Z) or (M, N, W)
         n = len(split["y_shared"])

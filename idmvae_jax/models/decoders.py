@@ -148,7 +148,8 @@ def make_decoder(spec, latent_dim: int, dtype=jnp.float32, remat: bool = False) 
     """Factory: pure decoder functions of one view.
 
     init(key) -> params;  apply(params, u (B, latent_dim)) -> likelihood parameter dict (see module doc).
-    remat: rematerialise the ResBlocks of image/latent decoders in the backward pass (same params).
+    remat: rematerialise the ResBlocks and the output stage of image/latent decoders in the backward
+    pass (same params).
     """
     module = ViewDecoder(spec, dtype=dtype, remat=remat)
     example = np.zeros((1, latent_dim), np.float32)  # numpy: safe to build inside a trace

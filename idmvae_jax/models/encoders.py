@@ -52,7 +52,7 @@ class ConvBranch(nn.Module):
     def __call__(self, x):
         stage = ConvInputStage(self.channels[0], dtype=self.dtype, remat=self.remat)
         nn.share_scope(self, stage)  # parameter names stem and block_0, as without remat
-        h = stage(x.astype(self.dtype))
+        h = stage(x)
         for i, width in enumerate(self.channels[1:], start=1):
             h = ResBlock(width, dtype=self.dtype, remat=self.remat, name=f"block_{i}")(avg_pool_3s2(h))
         h = h.reshape(h.shape[0], -1)

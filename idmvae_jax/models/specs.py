@@ -80,8 +80,9 @@ class ModelConfig:
       'projection' (2-layer MLP head, then cosine); see `models.critic`.
     diffusion_prior: build the latent score networks (SPEC 2.4).
     vmap_views: run views of identical spec through one vmapped apply (else a Python loop).
-    remat: keep only ResBlock inputs for the backward pass and recompute the blocks there
-      (`models.blocks.rematerialised`); same parameters and gradients.
+    remat: keep only the inputs of the ResBlocks and of the encoders' input / decoders' output stages
+      for the backward pass and recompute them there (`models.blocks.rematerialised`); without a vmap
+      the views and the ELBO's sample indices run as a chain; same parameters and gradients.
     compute_dtype: 'float32' or 'bfloat16' (parameters stay float32).
     """
 
