@@ -8,6 +8,9 @@ a run counts once `eval/metrics.json` exists. Writes
   PREFIX.md    the paper-layout table (probes z->digit, z->quad, w->quad, w->digit; coherence self,
                cross, unconditional; unconditional with the diffusion prior), per-run provenance, and
                the sample figures copied next to it (PREFIX_figures/).
+  README       with --readme=FILE: the text between README_START and README_END in FILE becomes
+               the table and the IDMVAE seed-0 cross-generation figure, so the README never
+               shows other numbers than PREFIX.md.
 
 Variants map to result names: idmvae, mmvaeplus, no_crossmi, no_genaug, and diffusion ->
 idmvae_diffusion. std is the sample standard deviation (ddof = 1; 0 for one seed).
@@ -51,6 +54,9 @@ TABLE_COLUMNS = (
     ("uncond. (diffusion)", "coherence/unconditional_diffusion"),
     ("uncond. entropy (diffusion)", "coherence/unconditional_entropy_diffusion"),
 )
+README_START = "<!-- results-mini:start -->"
+README_END = "<!-- results-mini:end -->"
+README_FIGURE = ("idmvae_seed0", "cross_generation_gaussian.png")
 _RUN_DIR = re.compile(r"^(?P<variant>[a-z_]+)_seed(?P<seed>\d+)$")
 
 
@@ -194,6 +200,34 @@ def write(root: str, prefix: str, preamble: str = "") -> dict:
     return results
 
 
+def readme_section(results: dict, prefix: str, readme_dir: str) -> str:
+    """The README's results block: the table, where it comes from, and the IDMVAE seed-0
+    cross-generation figure when that run is collected (paths relative to `readme_dir`)."""
+    rel_md = os.path.relpath(prefix + ".md", readme_dir)
+    runs = sorted(results["runs"])
+    parts = [markdown_table(results), "",
+             f"Finished runs: {', '.join(runs)}. Per-run commits, wall times and figures: [{rel_md}]({rel_md})."]
+    run, figure = README_FIGURE
+    if run in results["runs"]:
+        path = os.path.relpath(os.path.join(prefix + "_figures", f"{run}_{figure}"), readme_dir)
+        parts += ["", f"Cross-generation, {run} (rows: the view encoded; column blocks: the view generated):",
+                  "", f"![{run} cross-generation]({path})"]
+    return "\n".join(parts)
+
+
+def update_readme(readme: str, section: str) -> None:
+    """Replaces the text between README_START and README_END in `readme` with `section`."""
+    with open(readme) as f:
+        text = f.read()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block; add the two "
+                         "markers where the results table belongs")
+    text = text[:start + len(README_START)] + "\n" + section + "\n" + text[end:]
+    with open(readme, "w") as f:
+        f.write(text)
+
+
 def main(argv=None) -> None:
     import argparse
 
@@ -201,12 +235,15 @@ def main(argv=None) -> None:
     parser.add_argument("--root", required=True, help="directory of VARIANT_seedS workdirs")
     parser.add_argument("--out", required=True, help="output prefix, e.g. docs/results_mini")
     parser.add_argument("--preamble", default="", help="a Markdown file whose text opens PREFIX.md")
+    parser.add_argument("--readme", default="", help="a Markdown file whose results block to rewrite")
     args = parser.parse_args(argv)
     preamble = ""
     if args.preamble:
         with open(args.preamble) as f:
             preamble = f.read()
     results = write(args.root, args.out, preamble)
+    if args.readme:
+        update_readme(args.readme, readme_section(results, args.out, os.path.dirname(os.path.abspath(args.readme))))
     print(markdown_table(results))
     print(f"wrote {args.out}.md and {args.out}.json ({len(results['runs'])} runs)")
 

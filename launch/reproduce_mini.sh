@@ -12,11 +12,13 @@
 # the wall time of every piece is added up in WORKDIR/run_info.json. Environment:
 #   ROOT   where the workdirs live (default workdirs/reproduce_mini)
 #   OUT    output prefix of collect (default docs/results_mini)
+#   README the file whose results block collect rewrites (default README.md; empty: none)
 #   CONFIG the config (default configs/polymnist_quadrant.py:mini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${ROOT:-workdirs/reproduce_mini}"
 OUT="${OUT:-docs/results_mini}"
+README="${README-README.md}"
 CONFIG="${CONFIG:-configs/polymnist_quadrant.py:mini}"
 RUNS=(idmvae_seed0 mmvaeplus_seed0 diffusion_seed0 no_crossmi_seed0 no_genaug_seed0
       idmvae_seed1 mmvaeplus_seed1 idmvae_seed2 mmvaeplus_seed2)
@@ -68,6 +70,7 @@ case "$cmd" in
     for run in "${@:-${RUNS[@]}}"; do run_one "$run"; done ;;
   collect)
     pre=(); [[ -f "${OUT}_preamble.md" ]] && pre=("--preamble=${OUT}_preamble.md")
+    [[ -n "$README" ]] && pre+=("--readme=$README")
     python -m idmvae_jax.results --root="$ROOT" --out="$OUT" "${pre[@]}" ;;
   list)
     for run in "${RUNS[@]}"; do

@@ -68,3 +68,28 @@ def test_unknown_variant_and_empty_root_are_errors(tmp_path):
     _run(tmp_path, "betavae_seed0", {"probe/z_shared": 0.5})
     with pytest.raises(ValueError, match="unknown variant 'betavae'"):
         results.collect(results.find_runs(str(tmp_path)))
+
+
+def test_readme_block_shows_the_collected_table_and_figure(tmp_path):
+    root = tmp_path / "runs"
+    _run(root, "idmvae_seed0", {"probe/z_shared": 0.9, "probe/w_shared": 0.2})
+    _run(root, "mmvaeplus_seed0", {"probe/z_shared": 0.4, "probe/w_shared": 0.5})
+    prefix = str(tmp_path / "docs" / "results")
+    os.makedirs(tmp_path / "docs")
+    res = results.write(str(root), prefix)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nintro\n\n{results.README_START}\nold table 0.123\n{results.README_END}\n\ntail\n")
+    results.update_readme(str(readme), results.readme_section(res, prefix, str(tmp_path)))
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# x\n\nintro") and text.endswith("tail\n")
+    block = text[text.index(results.README_START):text.index(results.README_END)]
+    assert results.markdown_table(res) in block
+    assert "(docs/results.md)" in block
+    assert "![idmvae_seed0 cross-generation](docs/results_figures/idmvae_seed0_cross_generation_gaussian.png)" in block
+    assert os.path.exists(tmp_path / "docs/results_figures/idmvae_seed0_cross_generation_gaussian.png")
+    # Twice gives the same file (the markers stay).
+    results.update_readme(str(readme), results.readme_section(res, prefix, str(tmp_path)))
+    assert readme.read_text() == text
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="results-mini:start"):
+        results.update_readme(str(readme), "table")
