@@ -2,7 +2,7 @@ r"""Throughput and memory of the train step: one JSON line per run (issue 6).
 
     python -m idmvae_jax.benchmark --config=configs/polymnist_quadrant.py:mini \
         [--config.X=Y] [--mode=jit|pmap] [--steps=10] [--warmup=2] [--precision=f32|bf16] \
-        [--devices=N] [--peak_flops=1.7e11] [--parts]
+        [--devices=N] [--peak_flops=1.7e11] [--parts] [--op_profile=N]
 
 What it does (MaxText-style, STYLE.md "Measure throughput honestly"):
 - builds the typed config from the ml_collections config and a description of the data's views made
@@ -33,6 +33,13 @@ precision and remat policy (one encoder branch, one decoder, the score networks'
 draw, the optimiser update; each forward + backward), their counts in one step, the sum of parts
 and the ratio of the full step to it, and per part the cost-analysis FLOPs against the measured
 time (the per-layer-type FLOP/s account).
+
+`--op_profile=N` adds `op_account`: N more steps run under the XLA profiler and each HLO
+instruction's time is joined with the compiled HLO (`idmvae_jax.op_profile`): time, convolution /
+dot FLOPs and FLOP/s per network / direction / kind [shape] (e.g. `ViewDecoder/bwd/conv filter
+3x3 64x64 64->64`), rolled up by kind (conv, fusion, copy, reduce, dot, collective) and by
+network/direction. Unlike `--parts` it sees the step as it runs: layout copies, elementwise
+fusions and collectives included.
 
 Datasets whose view shapes come from files (npz, tcga, cub with data.cub_latents_file) cannot be
 benchmarked without their folder; the command says so and stops.
@@ -360,6 +367,30 @@ def measure_parts(cfg, params, batch_size: int, optimizer, steps: int, warmup: i
 
 
 # ================================================================================ the benchmark
+def _op_account(compiled, call, steps: int, n_dev: int, k: int, step_s: float) -> dict:
+    """The profiled per-instruction time of `steps` calls grouped by layer type (op_profile)."""
+    import tempfile
+
+    from idmvae_jax import op_profile as op
+
+    with tempfile.TemporaryDirectory() as trace_dir:
+        seconds = op.profile_op_times(call, steps, trace_dir)
+    rows = op.op_account(compiled.as_text(), {n: s / k for n, s in seconds.items()}, n_dev)
+    ops_s = sum(r["seconds"] for r in rows)
+    return {
+        "note": ("XLA profiler time per HLO instruction per step and device, grouped network/direction/"
+                 "kind [shape]; FLOPs of convolutions and dots (2 per multiply-add); instructions may "
+                 "overlap in time, so ops_s can exceed the step time"),
+        "profiled_steps": steps * k,
+        "ops_s": ops_s,
+        "step_s": step_s,
+        "flops": sum(r["flops"] for r in rows),
+        "by_kind": op.rollup(rows, -1),
+        "by_network": op.rollup(rows, 2),
+        "groups": rows,
+    }
+
+
 def versions() -> dict:
     import jax
     import jaxlib
@@ -388,6 +419,7 @@ def run_benchmark(
     peak_flops: Optional[float] = None,
     peak_matmul_n: Optional[int] = None,
     parts: bool = False,
+    op_profile: int = 0,
     vocab_size: int = CUB_NOMINAL_VOCAB,
     config_name: str = "",
 ) -> dict:
@@ -452,6 +484,7 @@ def run_benchmark(
 
     times = [t / k for t in time_calls(call, steps, warmup)]
     median = float(np.median(times))
+    account = _op_account(compiled, call, op_profile, n_dev, k, median) if op_profile else None
     _, last_metrics = call()
     finite = bool(np.isfinite(pstep.fetch(last_metrics)["total"]))
     rss_after_step = peak_rss_bytes()
@@ -493,6 +526,8 @@ def run_benchmark(
         "loss_finite": finite,
         "versions": versions(),
     }
+    if account is not None:
+        result["op_account"] = account
     del compiled, holder, device_state, device_batch
     if parts:
         part_list = measure_parts(cfg, host_params, batch_size, optimizer, steps, warmup, int(config.seed))
@@ -536,6 +571,7 @@ def main(argv=None) -> None:
     flags.DEFINE_float("peak_flops", None, "peak FLOP/s of all devices used (default: measured f32 matmul)")
     flags.DEFINE_integer("peak_matmul_n", None, "matmul size of the peak measurement (default 4096, CPU 2048)")
     flags.DEFINE_bool("parts", False, "also time the step's parts in isolation")
+    flags.DEFINE_integer("op_profile", 0, "profile this many steps: time per HLO instruction by layer type")
     flags.DEFINE_integer("vocab_size", CUB_NOMINAL_VOCAB, "caption vocabulary assumed for cub")
     flags.mark_flags_as_required(["config"])
     FLAGS = flags.FLAGS
@@ -545,7 +581,7 @@ def main(argv=None) -> None:
         result = run_benchmark(
             config_flag.value, mode=FLAGS.mode, steps=FLAGS.steps, warmup=FLAGS.warmup,
             precision=FLAGS.precision, devices=FLAGS.devices, peak_flops=FLAGS.peak_flops,
-            peak_matmul_n=FLAGS.peak_matmul_n, parts=FLAGS.parts, vocab_size=FLAGS.vocab_size,
+            peak_matmul_n=FLAGS.peak_matmul_n, parts=FLAGS.parts, op_profile=FLAGS.op_profile, vocab_size=FLAGS.vocab_size,
             config_name=config_arg,
         )
         print(json.dumps(result, default=_json_default), flush=True)

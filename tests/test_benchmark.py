@@ -62,7 +62,7 @@ def check_sane(r, *, devices, batch_size, mode, precision):
 def test_cli_prints_one_json_line():
     env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu")
     cmd = [sys.executable, "-m", "idmvae_jax.benchmark", f"--config={CONFIG}:tiny", "--steps=5",
-           "--warmup=1", "--devices=1", "--peak_matmul_n=512"]
+           "--warmup=1", "--devices=1", "--peak_matmul_n=512", "--op_profile=1"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
@@ -71,6 +71,14 @@ def test_cli_prints_one_json_line():
     check_sane(r, devices=1, batch_size=16, mode="jit", precision="f32")
     assert r["peak_flops_source"].startswith("measured")
     assert r["steps"] == 5
+    acct = r["op_account"]
+    kinds = {row["group"]: row for row in acct["by_kind"]}
+    assert {"conv", "fusion"} <= set(kinds) and kinds["conv"]["flops"] > 0
+    # the account counts convolutions and dots only, which are most of cost analysis' FLOPs
+    assert 0.7 * r["flops_per_device"] < acct["flops"] <= 1.001 * r["flops_per_device"]
+    networks = {row["group"] for row in acct["by_network"]}
+    assert {"TwoBranchEncoder/fwd", "TwoBranchEncoder/bwd", "ViewDecoder/fwd", "ViewDecoder/bwd"} <= networks
+    assert 0 < acct["ops_s"] and sum(row["share"] for row in acct["groups"]) == pytest.approx(1.0)
 
 
 @pytest.mark.slow
