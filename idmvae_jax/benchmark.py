@@ -451,7 +451,8 @@ def run_benchmark(
     mesh = parallel.make_mesh(num_devices)
     parallel.check_batch_size(int(config.train.batch_size), mesh)
     k = int(config.train.get("steps_per_dispatch", 1) or 1)
-    pstep = parallel.make_parallel_step(cfg, optimizer, mesh, mode, steps_per_dispatch=k)
+    partitioner = config.parallel.get("partitioner", "shard_map")
+    pstep = parallel.make_parallel_step(cfg, optimizer, mesh, mode, steps_per_dispatch=k, partitioner=partitioner)
 
     init_fn = ts.make_init_fn(cfg, optimizer, int(config.seed))
     state, _ = parallel.init_state_on_mesh(init_fn, mesh)
@@ -517,6 +518,7 @@ def run_benchmark(
         "devices": n_dev,
         "batch_size": batch_size,
         "mode": mode,
+        "partitioner": partitioner if mode == "jit" else None,
         "precision": "bf16" if cfg.model.compute_dtype == "bfloat16" else "f32",
         "remat": bool(cfg.model.remat),
         "vmap_views": bool(cfg.model.vmap_views),

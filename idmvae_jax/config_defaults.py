@@ -16,7 +16,8 @@ A dataset config builds `base_config()`, overrides what its dataset and size nee
   train.*                  batch_size (global), num_steps (total; a resumed run continues to it;
                            <= 0: num_epochs x train split / batch_size), learning_rate, optimiser,
                            log/checkpoint/sample intervals, steps_per_dispatch (lax.scan).
-  parallel.*               mode ('jit' | 'pmap'), num_devices (0 = all).
+  parallel.*               mode ('jit' | 'pmap'), num_devices (0 = all), partitioner of jit
+                           ('shard_map' | 'auto'; see idmvae_jax/parallel.py).
   eval.*                   settings of the evaluation CLI.
 
 Variants (SPEC 2.1): idmvae (default: l1, l2 on, l_diff = 0), diffusion (idmvae + l_diff and the
@@ -114,7 +115,7 @@ def base_config() -> ml_collections.ConfigDict:
         tensorboard=True,
     ))
 
-    c.parallel = ml_collections.ConfigDict(dict(mode="jit", num_devices=0))
+    c.parallel = ml_collections.ConfigDict(dict(mode="jit", num_devices=0, partitioner="shard_map"))
 
     # --- evaluation (read by idmvae_jax.evaluate)
     c.eval = ml_collections.ConfigDict(dict(

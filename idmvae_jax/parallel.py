@@ -4,9 +4,16 @@ Both modes run the same `train_step` and give the same numbers (SPEC 5b):
 
 - `jit` (default): `jax.jit` with NamedSharding on a 1-D mesh with axis 'data' of AxisType.Auto
   (Explicit axes make InfoNCE's `za @ zb.T` on batch-sharded operands a ShardingTypeError); state
-  replicated P(), batch sharded P('data') over its leading axis, the state donated. The loss sees
-  global arrays, so InfoNCE negatives and roll_B span the global batch and XLA inserts the
-  collectives.
+  replicated P(), batch sharded P('data') over its leading axis, the state donated. Two
+  partitioners (`parallel.partitioner`):
+  - 'shard_map' (default): the step body is `jax.shard_map`-ped over 'data' with in_specs
+    (P(), P('data')) and out_specs P(): each device runs the per-device step with `axis_name`
+    (the loss all-gathers what spans the global batch, gradients and metrics are pmean-ed), the
+    same program pmap runs, with global arrays in and out.
+  - 'auto': the step sees global arrays and XLA's SPMD partitioner inserts the collectives
+    (InfoNCE negatives, the cycle term's roll_B). It resharded the roll's and InfoNCE's
+    gradients with chains of collective-permutes and ran 1.19x slower than pmap on `mini` with 8
+    fake CPU devices (docs/benchmarks.md).
 - `pmap`: `jax.pmap` over the same devices with axis 'data'; the loss gets `axis_name` and
   all-gathers the posterior means itself; gradients and metrics are pmean-ed. The state lives as
   per-device copies (leading local-device axis) between calls. Kept as a thin, tested
@@ -32,6 +39,7 @@ from idmvae_jax import train_step as train_step_lib
 
 AXIS = "data"
 MODES = ("jit", "pmap")
+PARTITIONERS = ("shard_map", "auto")
 
 
 def make_mesh(num_devices: int = 0, devices=None) -> jax.sharding.Mesh:
@@ -100,10 +108,14 @@ def make_parallel_step(
     mode: str = "jit",
     steps_per_dispatch: int = 1,
     loss_fn: Optional[Callable] = None,
+    partitioner: str = "shard_map",
 ) -> ParallelStep:
-    """The train step of `cfg`/`optimizer` compiled for `mode` ('jit' | 'pmap') on `mesh`."""
+    """The train step of `cfg`/`optimizer` compiled for `mode` ('jit' | 'pmap') on `mesh`;
+    `partitioner` ('shard_map' | 'auto') picks how jit splits the step over the devices."""
     if mode not in MODES:
         raise ValueError(f"parallel.mode={mode!r}; choose one of {MODES}")
+    if partitioner not in PARTITIONERS:
+        raise ValueError(f"parallel.partitioner={partitioner!r}; choose one of {PARTITIONERS}")
     if steps_per_dispatch < 1:
         raise ValueError(f"train.steps_per_dispatch must be >= 1, got {steps_per_dispatch}")
     k = steps_per_dispatch
@@ -122,8 +134,16 @@ def make_parallel_step(
         return jax.tree.map(lambda *xs: np.stack(xs), *batch)
 
     if mode == "jit":
-        fn = wrap(train_step_lib.make_train_step(cfg, optimizer, loss_fn=loss_fn))
         repl, data = replicated(mesh), batch_sharding(mesh, stacked)
+        if partitioner == "auto":
+            fn = wrap(train_step_lib.make_train_step(cfg, optimizer, loss_fn=loss_fn))
+        else:
+            per_device = wrap(train_step_lib.make_train_step(cfg, optimizer, axis_name=AXIS, loss_fn=loss_fn))
+            # check_vma=False keeps pmap's semantics: the gradient of the replicated parameters is
+            # the local one until train_step pmean-s it (with vma checking, JAX would psum it
+            # itself and the pmean would leave the sum: 8x the gradient on 8 devices).
+            fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), data.spec), out_specs=(P(), P()),
+                               check_vma=False)
         jitted = jax.jit(fn, in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
 
         def put_batch(batch):

@@ -183,7 +183,8 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
             return state
 
         sampler = SampleWriter(config, cfg, info, workdir, writer) if (is_main and tc.sample_every) else None
-        pstep = parallel.make_parallel_step(cfg, optimizer, mesh, config.parallel.mode, k, loss_fn=loss_fn)
+        pstep = parallel.make_parallel_step(cfg, optimizer, mesh, config.parallel.mode, k, loss_fn=loss_fn,
+                                            partitioner=config.parallel.partitioner)
         device_state = pstep.put_state(state)
         del state
 

@@ -43,6 +43,8 @@ def test_put_batch_shards_the_batch_axis():
     assert p_scan.put_batch(random_batches(2))["x"][0].shape == (2, 16, 6)
     with pytest.raises(ValueError, match="mode"):
         parallel.make_parallel_step(cfg, opt, mesh, "pjit")
+    with pytest.raises(ValueError, match="parallel.partitioner='gspmd'; choose one of"):
+        parallel.make_parallel_step(cfg, opt, mesh, "jit", partitioner="gspmd")
 
 
 def test_scan_of_two_steps_matches_two_dispatches():

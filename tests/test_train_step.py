@@ -41,10 +41,10 @@ def random_batches(n=NUM_STEPS, b=BATCH, seed=0):
     return [{"x": [rng.normal(size=(b, 6)).astype(np.float32) for _ in range(3)]} for _ in range(n)]
 
 
-def run(cfg, opt, mode, num_devices, batches, loss_fn=None):
+def run(cfg, opt, mode, num_devices, batches, loss_fn=None, partitioner="shard_map"):
     mesh = parallel.make_mesh(num_devices)
     state, _ = parallel.init_state_on_mesh(ts.make_init_fn(cfg, opt, 0), mesh)
-    pstep = parallel.make_parallel_step(cfg, opt, mesh, mode, loss_fn=loss_fn)
+    pstep = parallel.make_parallel_step(cfg, opt, mesh, mode, loss_fn=loss_fn, partitioner=partitioner)
     device_state = pstep.put_state(state)
     history = []
     for b in batches:
@@ -72,10 +72,11 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol), a, b)
 
 
-def test_eight_device_jit_matches_one_device(setup, reference):
+@pytest.mark.parametrize("partitioner", ["shard_map", "auto"])
+def test_eight_device_jit_matches_one_device(setup, reference, partitioner):
     _, cfg, opt = setup
     assert jax.device_count() == 8
-    final, history = run(cfg, opt, "jit", 8, random_batches())
+    final, history = run(cfg, opt, "jit", 8, random_batches(), partitioner=partitioner)
     ref_final, ref_history = reference
     for h, r in zip(history, ref_history):
         assert set(h) >= {"elbo", "recon", "kl", "cross_mi", "genaug", "diffusion", "total", "grad_norm"}
