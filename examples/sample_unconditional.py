@@ -67,7 +67,7 @@ def parse_args(argv):
 def main(argv=None) -> dict:
     """Writes the grid; returns its path, the grid (H, W, 3) floats and the checkpoint step."""
     args = parse_args(argv)
-    workdir = os.path.abspath(args.workdir)
+    workdir = checkpointing.local_workdir(args.workdir)
     config, cfg, info, params, step = restore(workdir)
     if args.prior == "diffusion" and not cfg.model.diffusion_prior:
         raise SystemExit(f"{workdir} was trained without the diffusion prior (a ',diffusion' config); "

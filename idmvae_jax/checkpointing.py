@@ -17,8 +17,18 @@ import orbax.checkpoint as ocp
 from idmvae_jax.train_step import TrainState
 
 
+def local_workdir(workdir: str) -> str:
+    """`workdir` as an absolute file path. A URL (gs://, s3://, ...) is an error: the loop and the
+    writers use ordinary file paths, and os.path would turn 'gs://b/run' into a local 'gs:/b/run'."""
+    if "://" in workdir:
+        raise ValueError(f"workdir {workdir!r} is a URL, but the training loop and its writers use "
+                         "ordinary file paths: mount the bucket (e.g. gcsfuse BUCKET /mnt/BUCKET) and "
+                         "pass the mounted directory")
+    return os.path.abspath(workdir)
+
+
 def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), "checkpoints")
+    return os.path.join(local_workdir(workdir), "checkpoints")
 
 
 class Checkpointer:

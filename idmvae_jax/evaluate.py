@@ -544,11 +544,11 @@ def restore_for_eval(config, workdir: str, mesh):
 def evaluate(config, workdir: str) -> Dict[str, float]:
     """Evaluates the latest checkpoint in `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
     *.png} and returns the metrics (flat dict of floats)."""
-    from idmvae_jax import parallel
+    from idmvae_jax import checkpointing, parallel
     from idmvae_jax.data import load_split
 
     t_start = time.time()
-    workdir = os.path.abspath(workdir)
+    workdir = checkpointing.local_workdir(workdir)
     eval_dir = os.path.join(workdir, "eval")
     os.makedirs(eval_dir, exist_ok=True)
     mesh = parallel.make_mesh(int(config.parallel.get("num_devices", 0)))

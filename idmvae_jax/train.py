@@ -137,7 +137,7 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
     """
     from idmvae_jax import data as data_lib
 
-    workdir = os.path.abspath(workdir)
+    workdir = checkpointing.local_workdir(workdir)
     os.makedirs(workdir, exist_ok=True)
     is_main = jax.process_index() == 0
     tc = config.train

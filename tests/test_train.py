@@ -94,3 +94,14 @@ def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state_a)
     restored = checkpointing.restore_params(str(workdir), abstract)
     jax.tree.map(np.testing.assert_array_equal, host(restored), host(state_a.params))
+
+
+def test_url_workdir_is_an_early_error(tmp_path, monkeypatch):
+    """os.path would turn gs://bucket/run into a local gs:/bucket/run: refuse before anything runs."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="gcsfuse"):
+        train.train_and_evaluate(tiny_config(tmp_path / "data", 2), "gs://bucket/run")
+    with pytest.raises(ValueError, match="is a URL"):
+        checkpointing.checkpoint_dir("s3://bucket/run")
+    assert not os.path.exists(tmp_path / "gs:")
+    assert checkpointing.local_workdir("run") == str(tmp_path / "run")
