@@ -480,14 +480,13 @@ def run_benchmark(
     holder = {"state": device_state}
 
     def call():
-        holder["state"], metrics = compiled(holder["state"], device_batch)
-        return holder["state"], metrics
+        holder["state"], holder["metrics"] = compiled(holder["state"], device_batch)
+        return holder["state"], holder["metrics"]
 
     times = [t / k for t in time_calls(call, steps, warmup)]
     median = float(np.median(times))
     account = _op_account(compiled, call, op_profile, n_dev, k, median) if op_profile else None
-    _, last_metrics = call()
-    finite = bool(np.isfinite(pstep.fetch(last_metrics)["total"]))
+    finite = bool(np.isfinite(pstep.fetch(holder["metrics"])["total"]))  # the last step's loss
     rss_after_step = peak_rss_bytes()
 
     if peak_flops is None:
