@@ -26,7 +26,9 @@ What it does (MaxText-style, STYLE.md "Measure throughput honestly"):
 - `peak_memory_bytes.rss` is the process's peak resident set (getrusage; it includes compilation
   and everything before it), `peak_memory_bytes.xla` is XLA's memory analysis of the compiled step
   for ONE device: temp + argument + output - alias bytes (the breakdown is in `xla_memory`). On
-  CPU all fake devices share the process, so rss covers all of them.
+  CPU all fake devices share the process, so rss covers all of them. `steps_peak_rss_bytes` is the
+  peak resident set of the timed steps alone (Linux: the kernel's mark is reset after compilation
+  and warm-up), i.e. what training holds once compiled; None where it cannot be reset.
 
 `--parts` adds `parts`: the step's components compiled and timed in isolation at the same batch,
 precision and remat policy (one encoder branch, one decoder, the score networks' loss, the noise
@@ -173,6 +175,29 @@ def peak_rss_bytes() -> int:
     """Peak resident set of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def reset_peak_rss() -> bool:
+    """Resets the kernel's peak-RSS mark of this process (Linux: '5' > /proc/self/clear_refs), so
+    `current_peak_rss_bytes` then measures from now on; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def current_peak_rss_bytes() -> Optional[int]:
+    """VmHWM of /proc/self/status (peak RSS since start or the last `reset_peak_rss`), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 # ================================================================================ timing
@@ -483,7 +508,11 @@ def run_benchmark(
         holder["state"], holder["metrics"] = compiled(holder["state"], device_batch)
         return holder["state"], holder["metrics"]
 
-    times = [t / k for t in time_calls(call, steps, warmup)]
+    for _ in range(warmup):
+        jax.block_until_ready(call())
+    reset = reset_peak_rss()  # after compilation and warm-up: what the steps themselves hold
+    times = [t / k for t in time_calls(call, steps, 0)]
+    steps_rss = current_peak_rss_bytes() if reset else None
     median = float(np.median(times))
     account = _op_account(compiled, call, op_profile, n_dev, k, median) if op_profile else None
     finite = bool(np.isfinite(pstep.fetch(holder["metrics"])["total"]))  # the last step's loss
@@ -512,6 +541,7 @@ def run_benchmark(
         "model_flops_per_sec": model_rate,
         "mfu": None if model_rate is None or not peak_value else model_rate / peak_value,
         "peak_memory_bytes": {"rss": rss_after_step, "xla": xla_peak_bytes(mem)},
+        "steps_peak_rss_bytes": steps_rss,
         "xla_memory": {**mem, "per": "device", "xla": "temp + argument + output - alias"},
         "params": n_params,
         "devices": n_dev,

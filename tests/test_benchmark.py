@@ -52,6 +52,8 @@ def check_sane(r, *, devices, batch_size, mode, precision):
     mem = r["peak_memory_bytes"]
     assert set(mem) == {"rss", "xla"}
     assert mem["rss"] > 50 * 2**20 and 0 < mem["xla"] < mem["rss"]
+    if sys.platform.startswith("linux"):  # reset after compilation: below the process's peak
+        assert 50 * 2**20 < r["steps_peak_rss_bytes"] <= mem["rss"]
     assert r["params"] > 1000
     assert (r["devices"], r["batch_size"], r["mode"], r["precision"]) == (devices, batch_size, mode, precision)
     assert r["remat"] is False
