@@ -188,6 +188,18 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def run_with_peak_rss(fn: Callable[[], Any]) -> tuple:
+    """(fn(), the process's peak RSS including everything before fn, the peak RSS during fn or None).
+
+    The reset that isolates fn also resets getrusage's ru_maxrss on Linux, so the process peak is
+    read before it and combined with the peak after fn."""
+    before = peak_rss_bytes()
+    reset = reset_peak_rss()
+    out = fn()
+    during = current_peak_rss_bytes() if reset else None
+    return out, max(before, peak_rss_bytes()), during
+
+
 def current_peak_rss_bytes() -> Optional[int]:
     """VmHWM of /proc/self/status (peak RSS since start or the last `reset_peak_rss`), or None."""
     try:
@@ -508,15 +520,13 @@ def run_benchmark(
         holder["state"], holder["metrics"] = compiled(holder["state"], device_batch)
         return holder["state"], holder["metrics"]
 
-    for _ in range(warmup):
-        jax.block_until_ready(call())
-    reset = reset_peak_rss()  # after compilation and warm-up: what the steps themselves hold
-    times = [t / k for t in time_calls(call, steps, 0)]
-    steps_rss = current_peak_rss_bytes() if reset else None
+    time_calls(call, 0, warmup)  # warm-up only: the steps' RSS is measured from after it
+    times, process_rss, steps_rss = run_with_peak_rss(lambda: time_calls(call, steps, 0))
+    times = [t / k for t in times]
     median = float(np.median(times))
     account = _op_account(compiled, call, op_profile, n_dev, k, median) if op_profile else None
     finite = bool(np.isfinite(pstep.fetch(holder["metrics"])["total"]))  # the last step's loss
-    rss_after_step = peak_rss_bytes()
+    rss_after_step = max(process_rss, peak_rss_bytes())
 
     if peak_flops is None:
         peak = matmul_peak_flops(list(mesh.devices.flat), peak_matmul_n)

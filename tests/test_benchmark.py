@@ -163,3 +163,16 @@ def test_cost_analysis_shapes():
     stats = {"temp_size_in_bytes": 5, "argument_size_in_bytes": 3, "output_size_in_bytes": 2, "alias_size_in_bytes": 2}
     assert benchmark.xla_peak_bytes(stats) == 8
     assert not math.isnan(benchmark.peak_rss_bytes())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak-RSS reset is Linux's")
+def test_steps_rss_is_isolated_but_the_process_peak_keeps_what_came_before():
+    import numpy as np
+
+    big = np.ones(400 * 2**20 // 8)  # a 400 MiB peak before the measured function (like compilation)
+    big[::4096] += 1.0
+    del big
+    out, process_peak, during = benchmark.run_with_peak_rss(lambda: np.zeros(1000).sum())
+    assert out == 0.0
+    assert process_peak >= 400 * 2**20  # the reset must not erase the earlier peak
+    assert during is not None and during < process_peak - 300 * 2**20
