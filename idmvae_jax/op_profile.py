@@ -39,6 +39,8 @@ _COLLECTIVES = {"all-reduce", "all-gather", "reduce-scatter", "collective-permut
                 "all-reduce-start", "all-reduce-done", "all-gather-start", "all-gather-done",
                 "collective-permute-start", "collective-permute-done"}
 _CONTAINERS = {"while", "call", "conditional"}  # their bodies' instructions are profiled themselves
+_LAYOUT = {"transpose", "copy", "bitcast", "reshape", "slice", "concatenate", "pad", "dynamic-slice",
+           "dynamic-update-slice"}  # data movement only: counted as 'copy'
 
 
 @dataclasses.dataclass
@@ -150,16 +152,33 @@ def _op_name(inst: Instruction, table: Hlo, depth: int = 3) -> str:
     return ""
 
 
-def _is_filter_gradient(inst: Instruction, table: Hlo) -> bool:
-    """A kernel gradient: the window spans the whole input image and the output is kernel-sized."""
+@dataclasses.dataclass(frozen=True)
+class _ConvGeometry:
+    """One convolution instruction's shapes, read through its dim_labels."""
+    lhs_spatial: tuple
+    out_spatial: tuple
+    kernel: tuple  # the window size
+    lhs_features: int
+    rhs_out_features: int
+    out_batch: int
+    out_features: int
+
+    @property
+    def is_filter_gradient(self) -> bool:
+        """A kernel gradient: the window spans the whole input image and the output is kernel-sized."""
+        return self.kernel == self.lhs_spatial and math.prod(self.out_spatial) < math.prod(self.lhs_spatial)
+
+
+def _conv_geometry(inst: Instruction, table: Hlo) -> _ConvGeometry:
     labels = _attr(inst.rest, "dim_labels")
-    lhs_l, out_l = labels.split("->")[0].split("_")[0], labels.split("->")[1]
-    lhs, out = table[inst.operands[0]].dims, inst.dims
+    (lhs_l, rhs_l), out_l = labels.split("->")[0].split("_"), labels.split("->")[1]
+    lhs, rhs, out = table[inst.operands[0]].dims, table[inst.operands[1]].dims, inst.dims
+    spatial = lambda dims, lab: tuple(dims[lab.index(c)] for c in lab if c.isdigit())  # noqa: E731
     window = re.search(r"size=([0-9x]+)", _attr(inst.rest, "window") or "")
-    lhs_spatial = tuple(lhs[lhs_l.index(c)] for c in lhs_l if c.isdigit())
-    out_spatial = tuple(out[out_l.index(c)] for c in out_l if c.isdigit())
-    size = tuple(int(k) for k in window.group(1).split("x")) if window else (1,) * len(lhs_spatial)
-    return size == lhs_spatial and math.prod(out_spatial) < math.prod(lhs_spatial)
+    lhs_spatial = spatial(lhs, lhs_l)
+    kernel = tuple(int(k) for k in window.group(1).split("x")) if window else (1,) * len(lhs_spatial)
+    return _ConvGeometry(lhs_spatial, spatial(out, out_l), kernel, lhs[lhs_l.index("f")],
+                         rhs[rhs_l.index("o")], out[out_l.index("b")], out[out_l.index("f")])
 
 
 def _network_and_direction(op_name: str) -> tuple:
@@ -168,48 +187,37 @@ def _network_and_direction(op_name: str) -> tuple:
     return (m.group(1) if m else "loss"), direction
 
 
-def _conv_shape(inst: Instruction, table: Hlo, direction: str) -> str:
-    """'KxK HxW cin->cout' of the layer the convolution belongs to, and the gradient it computes."""
-    out = inst.dims
-    lhs = table[inst.operands[0]].dims
-    rhs = table[inst.operands[1]].dims
-    labels = _attr(inst.rest, "dim_labels")
-    lhs_l, rhs_l = labels.split("->")[0].split("_")
-    out_l = labels.split("->")[1]
-    spatial = lambda dims, lab: "x".join(str(dims[lab.index(c)]) for c in lab if c.isdigit())  # noqa: E731
-    window = (_attr(inst.rest, "window") or "").strip("{}")
-    size = re.search(r"size=([0-9x]+)", window)
-    ksize = size.group(1) if size else "1x1"
-    if _is_filter_gradient(inst, table):  # the output is the kernel, cin in the batch position
-        return f"filter {spatial(out, out_l)} {spatial(lhs, lhs_l)} {out[out_l.index('b')]}->{out[out_l.index('f')]}"
+def _conv_group(conv: Instruction, table: Hlo, network: str, direction: str) -> str:
+    """network/direction/conv [data |filter ]KxK HxW cin->cout: the layer the convolution belongs
+    to and the gradient it computes (a kernel gradient is 'bwd' whatever its metadata says)."""
+    g = _conv_geometry(conv, table)
+    x = lambda dims: "x".join(map(str, dims))  # noqa: E731
+    if g.is_filter_gradient:  # the output is the kernel, cin in the batch position
+        return f"{network}/bwd/conv filter {x(g.out_spatial)} {x(g.lhs_spatial)} {g.out_batch}->{g.out_features}"
     role = "data " if direction == "bwd" else ""
-    return (f"{role}{ksize} {spatial(out, out_l)} {lhs[lhs_l.index('f')]}->{rhs[rhs_l.index('o')]}")
+    return f"{network}/{direction}/conv {role}{x(g.kernel)} {x(g.out_spatial)} {g.lhs_features}->{g.rhs_out_features}"
 
 
 def group_of(inst: Instruction, table: Hlo) -> str:
     """network/direction/kind[ shape] of one instruction (see the module docstring)."""
     network, direction = _network_and_direction(_op_name(inst, table))
     op = inst.op
+    if op == "convolution":
+        return _conv_group(inst, table, network, direction)
     if op == "fusion":
-        members = {i.op for i in _fused(inst, table)}
-        convs = [i for i in _fused(inst, table) if i.op == "convolution"]
-        if convs:
-            direction = "bwd" if _is_filter_gradient(convs[0], table) else direction
-            return f"{network}/{direction}/conv {_conv_shape(convs[0], table, direction)}"
+        fused = _fused(inst, table)
+        members = {i.op for i in fused}
+        if "convolution" in members:
+            return _conv_group(next(i for i in fused if i.op == "convolution"), table, network, direction)
         if "dot" in members:
             op = "dot"
         elif members & {"reduce", "reduce-window"}:
             op = "reduce"
-        elif members <= {"parameter", "transpose", "copy", "bitcast", "reshape", "broadcast", "constant",
-                         "slice", "concatenate", "pad", "dynamic-slice", "dynamic-update-slice"}:
+        elif members <= _LAYOUT | {"parameter", "broadcast", "constant"}:
             op = "copy"
         else:
             op = "fusion"
-    elif op == "convolution":
-        direction = "bwd" if _is_filter_gradient(inst, table) else direction
-        return f"{network}/{direction}/conv {_conv_shape(inst, table, direction)}"
-    elif op in ("transpose", "copy", "bitcast", "reshape", "slice", "concatenate", "pad",
-                "dynamic-slice", "dynamic-update-slice"):
+    elif op in _LAYOUT:
         op = "copy"
     elif op in _COLLECTIVES:
         op = "collective " + op.replace("-start", "").replace("-done", "")
