@@ -28,7 +28,8 @@ What it does (MaxText-style, STYLE.md "Measure throughput honestly"):
   for ONE device: temp + argument + output - alias bytes (the breakdown is in `xla_memory`). On
   CPU all fake devices share the process, so rss covers all of them. `steps_peak_rss_bytes` is the
   peak resident set of the timed steps alone (Linux: the kernel's mark is reset after compilation
-  and warm-up), i.e. what training holds once compiled; None where it cannot be reset.
+  and warm-up), i.e. what training holds once compiled; None where it cannot be reset. After
+  compiling, the freed heap goes back to the OS (`host_memory.release_free_memory`), as in train.
 
 `--parts` adds `parts`: the step's components compiled and timed in isolation at the same batch,
 precision and remat policy (one encoder branch, one decoder, the score networks' loss, the noise
@@ -52,12 +53,13 @@ import collections
 import json
 import math
 import platform
-import resource
 import sys
 import time
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
+
+from idmvae_jax.host_memory import peak_rss_bytes, release_free_memory, run_with_peak_rss
 
 # Nominal caption vocabulary of CUB when no prepared dataset is read (the real size depends on
 # data.cub_min_word_count and the captions; only the one-hot width of the caption networks).
@@ -169,47 +171,6 @@ def xla_peak_bytes(stats: dict) -> Optional[int]:
         return None
     return (stats.get("temp_size_in_bytes", 0) + stats.get("argument_size_in_bytes", 0)
             + stats.get("output_size_in_bytes", 0) - stats.get("alias_size_in_bytes", 0))
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
-
-
-def reset_peak_rss() -> bool:
-    """Resets the kernel's peak-RSS mark of this process (Linux: '5' > /proc/self/clear_refs), so
-    `current_peak_rss_bytes` then measures from now on; False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def run_with_peak_rss(fn: Callable[[], Any]) -> tuple:
-    """(fn(), the process's peak RSS including everything before fn, the peak RSS during fn or None).
-
-    The reset that isolates fn also resets getrusage's ru_maxrss on Linux, so the process peak is
-    read before it and combined with the peak after fn."""
-    before = peak_rss_bytes()
-    reset = reset_peak_rss()
-    out = fn()
-    during = current_peak_rss_bytes() if reset else None
-    return out, max(before, peak_rss_bytes()), during
-
-
-def current_peak_rss_bytes() -> Optional[int]:
-    """VmHWM of /proc/self/status (peak RSS since start or the last `reset_peak_rss`), or None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 # ================================================================================ timing
@@ -513,6 +474,8 @@ def run_benchmark(
     if flops_model is not None:          # one device's program under pmap
         flops_model = flops_model * (n_dev if mode == "pmap" else 1) / k
     mem = memory_stats(compiled)
+    del lowered
+    release_free_memory()  # the compiler's freed heap, as train does after compiling
 
     holder = {"state": device_state}
 

@@ -8,7 +8,7 @@ import sys
 import jax
 import pytest
 
-from idmvae_jax import benchmark, config_defaults
+from idmvae_jax import benchmark, config_defaults, host_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "polymnist_quadrant.py")
@@ -162,7 +162,7 @@ def test_cost_analysis_shapes():
     assert benchmark.cost_flops(Missing()) is None
     stats = {"temp_size_in_bytes": 5, "argument_size_in_bytes": 3, "output_size_in_bytes": 2, "alias_size_in_bytes": 2}
     assert benchmark.xla_peak_bytes(stats) == 8
-    assert not math.isnan(benchmark.peak_rss_bytes())
+    assert not math.isnan(host_memory.peak_rss_bytes())
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak-RSS reset is Linux's")
@@ -172,7 +172,28 @@ def test_steps_rss_is_isolated_but_the_process_peak_keeps_what_came_before():
     big = np.ones(400 * 2**20 // 8)  # a 400 MiB peak before the measured function (like compilation)
     big[::4096] += 1.0
     del big
-    out, process_peak, during = benchmark.run_with_peak_rss(lambda: np.zeros(1000).sum())
+    out, process_peak, during = host_memory.run_with_peak_rss(lambda: np.zeros(1000).sum())
     assert out == 0.0
     assert process_peak >= 400 * 2**20  # the reset must not erase the earlier peak
     assert during is not None and during < process_peak - 300 * 2**20
+
+
+def _current_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_release_free_memory_hands_a_fragmented_heap_back():
+    # 300 MiB of small heap blocks, freed under a block allocated after them: free() alone cannot
+    # shrink the heap past the live block, so the pages stay resident until malloc_trim
+    base = _current_rss_bytes()
+    blocks = [bytearray(8192) for _ in range(40000)]
+    pin = bytearray(8192)
+    del blocks
+    held = _current_rss_bytes() - base
+    assert host_memory.release_free_memory()
+    released = held - (_current_rss_bytes() - base)
+    assert held > 250 * 2**20, held  # the premise: glibc kept the freed blocks
+    assert released > 200 * 2**20, released
+    del pin
