@@ -7,6 +7,9 @@ Multi-process runs: every process runs the same command. --coordinator_address, 
 and --process_id (or the environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) initialise `jax.distributed` explicitly; --distributed initialises it with
 cluster auto-detection (TPU pods, SLURM, ...). See launch/.
+
+SIGTERM (or SIGUSR1 in a one-process run) checkpoints at the next step boundary and exits with
+status 143; the same command resumes.
 """
 from __future__ import annotations
 
@@ -28,6 +31,10 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
     "process_id", int(os.environ.get("JAX_PROCESS_ID", "-1") or -1), "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+# Exit status after a signal-requested stop with its checkpoint saved: 128 + SIGTERM, the status
+# of a process the signal ended, so schedulers and launchers see a stopped, not finished, run.
+EXIT_PREEMPTED = 143
 
 
 def initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
@@ -70,7 +77,7 @@ def main(argv):
     import optax
     import orbax.checkpoint as ocp
 
-    from idmvae_jax import train
+    from idmvae_jax import preemption, train
 
     logging.info("python %s; jax %s, jaxlib %s, flax %s, optax %s, orbax-checkpoint %s",
                  sys.version.split()[0], jax.__version__, jax.lib.__version__ if hasattr(jax.lib, "__version__")
@@ -86,6 +93,10 @@ def main(argv):
         logging.error("%s", error)
         print(f"ERROR: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except preemption.Preempted as stopped:
+        logging.warning("%s", stopped)
+        print(f"idmvae_jax: {stopped}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_PREEMPTED)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from idmvae_jax import build
 from idmvae_jax import checkpointing
 from idmvae_jax import host_memory
 from idmvae_jax import parallel
+from idmvae_jax import preemption
 from idmvae_jax import train_step as train_step_lib
 from idmvae_jax import writers
 
@@ -134,7 +135,8 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
     """Trains (or resumes) the run of `config` in `workdir`; returns the final canonical TrainState.
 
     loss_fn: optional replacement objective (tests inject faults with it); default losses.loss_fn.
-    Raises NonFiniteLossError when a loss term becomes NaN/inf (checkpoints before it stay intact).
+    Raises NonFiniteLossError when a loss term becomes NaN/inf (checkpoints before it stay intact),
+    preemption.Preempted after checkpointing when SIGTERM/SIGUSR1 asked the run to stop.
     """
     from idmvae_jax import data as data_lib
 
@@ -196,46 +198,55 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
         step_fn = pstep.step
         step = start
         t_log, s_log = None, start
-        while step < num_steps:
-            batch = pstep.put_batch(next_batch())
-            if step == start:
-                t0 = time.perf_counter()
-                if pstep.mode == "jit":
-                    compiled = pstep.lower(device_state, batch).compile()
-                    step_fn = compiled
-                    flops = _flops(compiled)
-                    logging.info("compiled the train step in %.1f s%s", time.perf_counter() - t0,
-                                 f" ({flops / k:.3g} FLOPs per step)" if flops else "")
-                device_state, metrics = step_fn(device_state, batch)
-                jax.block_until_ready(metrics)
-                host_memory.release_free_memory()  # what the compiler freed (0.8 GiB at paper size)
-                if is_main:
-                    print(f"first step (with compilation) took {time.perf_counter() - t0:.1f} s", flush=True)
-                t_log, s_log = time.perf_counter(), step + k
-                progress.start(step + k)
-            else:
-                device_state, metrics = step_fn(device_state, batch)
-            step += k
+        stop_watch, iteration = preemption.StopWatch(), 0
+        with stop_watch:  # SIGTERM / SIGUSR1: checkpoint at the next step boundary, then stop
+            while step < num_steps:
+                batch = pstep.put_batch(next_batch())
+                if step == start:
+                    t0 = time.perf_counter()
+                    if pstep.mode == "jit":
+                        compiled = pstep.lower(device_state, batch).compile()
+                        step_fn = compiled
+                        flops = _flops(compiled)
+                        logging.info("compiled the train step in %.1f s%s", time.perf_counter() - t0,
+                                     f" ({flops / k:.3g} FLOPs per step)" if flops else "")
+                    device_state, metrics = step_fn(device_state, batch)
+                    jax.block_until_ready(metrics)
+                    host_memory.release_free_memory()  # what the compiler freed (0.8 GiB at paper size)
+                    if is_main:
+                        print(f"first step (with compilation) took {time.perf_counter() - t0:.1f} s", flush=True)
+                    t_log, s_log = time.perf_counter(), step + k
+                    progress.start(step + k)
+                else:
+                    device_state, metrics = step_fn(device_state, batch)
+                step += k
 
-            if step % tc.log_every == 0 or step == num_steps:
-                scalars = pstep.fetch(metrics)  # host sync
-                _check_bad(device_state, pstep, ckpt, workdir, last_saved)
-                now = time.perf_counter()
-                if step > s_log:
-                    rate = (step - s_log) / (now - t_log)
-                    scalars.update(steps_per_sec=rate, examples_per_sec=rate * tc.batch_size)
-                    t_log, s_log = now, step
-                writer.write_scalars(step, scalars)
-                progress.report(step, scalars)
-            t_aside = time.perf_counter()  # checkpoint/sample time is not counted in steps_per_sec
-            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == num_steps:
-                _check_bad(device_state, pstep, ckpt, workdir, last_saved)
-                ckpt.save(step, pstep.get_state(device_state), iterator.get_state())
-                last_saved = step
-            if sampler is not None and (step % tc.sample_every == 0 or step == num_steps):
-                sampler(step, pstep.get_state(device_state).params)
-            if t_log is not None:
-                t_log += time.perf_counter() - t_aside
+                if step % tc.log_every == 0 or step == num_steps:
+                    scalars = pstep.fetch(metrics)  # host sync
+                    _check_bad(device_state, pstep, ckpt, workdir, last_saved)
+                    now = time.perf_counter()
+                    if step > s_log:
+                        rate = (step - s_log) / (now - t_log)
+                        scalars.update(steps_per_sec=rate, examples_per_sec=rate * tc.batch_size)
+                        t_log, s_log = now, step
+                    writer.write_scalars(step, scalars)
+                    progress.report(step, scalars)
+                t_aside = time.perf_counter()  # checkpoint/sample time is not counted in steps_per_sec
+                stop = stop_watch.should_stop(iteration)
+                iteration += 1
+                if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == num_steps or stop:
+                    _check_bad(device_state, pstep, ckpt, workdir, last_saved)
+                    if last_saved != step:
+                        ckpt.save(step, pstep.get_state(device_state), iterator.get_state())
+                    last_saved = step
+                if stop and step < num_steps:
+                    ckpt.wait()
+                    writer.flush()
+                    raise preemption.Preempted(step, workdir, stop_watch.signame)
+                if sampler is not None and (step % tc.sample_every == 0 or step == num_steps):
+                    sampler(step, pstep.get_state(device_state).params)
+                if t_log is not None:
+                    t_log += time.perf_counter() - t_aside
         ckpt.wait()
         writer.flush()
         return pstep.get_state(device_state)

@@ -51,3 +51,37 @@ def test_slurm_default_workdir_depends_on_the_config_only(tmp_path):
     assert f"cwd={tmp_path}" in runs[0]
     assert _args(runs[0])[-2:] == [f"--workdir={tmp_path}/runs/polymnist_quadrant_paper_diffusion",
                                    "--config.train.num_steps=10"]
+
+
+# A long training step: records the SIGTERM it gets from the launcher and exits as main.py does.
+FAKE_SRUN_TRAINING = '''#!/usr/bin/env bash
+trap 'echo "srun got TERM" >> "$LOG"; exit 143' TERM
+echo "srun started" >> "$LOG"
+while true; do sleep 0.1; done
+'''
+FAKE_SCONTROL = '#!/usr/bin/env bash\necho "scontrol $*" >> "$LOG"\n'
+
+
+def test_slurm_time_limit_signal_checkpoints_then_requeues(tmp_path):
+    import signal
+    import time
+
+    log = tmp_path / "log"
+    _fake_bin(tmp_path, "srun", FAKE_SRUN_TRAINING)
+    bin_dir = _fake_bin(tmp_path, "scontrol", FAKE_SCONTROL)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"], LOG=str(log),
+               SLURM_SUBMIT_DIR=str(tmp_path), SLURM_JOB_ID="123")
+    proc = subprocess.Popen(["bash", f"{ROOT}/launch/slurm_gpu.sh", "configs/polymnist_quadrant.py:paper"],
+                            env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if log.exists() and "srun started" in log.read_text():
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR1)  # what `#SBATCH --signal=B:USR1@300` sends
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert log.read_text().splitlines() == ["srun started", "srun got TERM", "scontrol requeue 123"]
+    assert "requeueing job 123" in err

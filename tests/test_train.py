@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from idmvae_jax import checkpointing, data, losses, parallel, train, writers
+from idmvae_jax import checkpointing, data, losses, parallel, preemption, train, writers
 from idmvae_jax.config_defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +95,31 @@ def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state_a)
     restored = checkpointing.restore_params(str(workdir), abstract)
     jax.tree.map(np.testing.assert_array_equal, host(restored), host(state_a.params))
+
+
+def test_sigterm_checkpoints_at_the_step_boundary_and_the_same_command_resumes(runs, tmp_path, monkeypatch):
+    workdir = str(tmp_path / "stopped")
+    config = tiny_config(runs["data_dir"], 4)
+    config.train.log_every = 1  # a report after step 1, off the checkpoint schedule (every 2)
+    report, handler_before = writers.Progress.report, signal.getsignal(signal.SIGTERM)
+
+    def report_then_signal(self, step, scalars, *args, **kwargs):
+        report(self, step, scalars, *args, **kwargs)
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # what SLURM sends at the time limit
+
+    monkeypatch.setattr(writers.Progress, "report", report_then_signal)
+    with pytest.raises(preemption.Preempted, match="stopped by SIGTERM after step 1") as info:
+        train.train_and_evaluate(config, workdir)
+    assert info.value.step == 1
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # ours is gone again
+    ckpt = checkpointing.Checkpointer(workdir)
+    assert ckpt.all_steps() == [1]  # saved at the stop, though off schedule
+    ckpt.close()
+    monkeypatch.undo()
+    state = train.train_and_evaluate(config, workdir)  # the same command
+    assert int(parallel.to_host(state.step)) == 4
+    jax.tree.map(np.testing.assert_array_equal, host(state.params), host(runs["state_a"].params))
 
 
 def test_url_workdir_is_an_early_error(tmp_path, monkeypatch):
