@@ -9,7 +9,6 @@ on top of it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import resource
 import sys
 from typing import Any, Callable, Optional
@@ -19,8 +18,7 @@ def release_free_memory() -> bool:
     """Returns the C heap's free pages to the OS (glibc `malloc_trim(0)`); False where the C
     library has no malloc_trim (macOS, musl). Safe at any time; costs milliseconds."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the process already has loaded
     except (OSError, AttributeError):
         return False
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int

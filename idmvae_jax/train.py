@@ -198,7 +198,7 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
         step_fn = pstep.step
         step = start
         t_log, s_log = None, start
-        stop_watch, iteration = preemption.StopWatch(), 0
+        stop_watch = preemption.StopWatch()
         with stop_watch:  # SIGTERM / SIGUSR1: checkpoint at the next step boundary, then stop
             while step < num_steps:
                 batch = pstep.put_batch(next_batch())
@@ -232,12 +232,10 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
                     writer.write_scalars(step, scalars)
                     progress.report(step, scalars)
                 t_aside = time.perf_counter()  # checkpoint/sample time is not counted in steps_per_sec
-                stop = stop_watch.should_stop(iteration)
-                iteration += 1
+                stop = stop_watch.should_stop((step - start) // k)  # the same count on every process
                 if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == num_steps or stop:
                     _check_bad(device_state, pstep, ckpt, workdir, last_saved)
-                    if last_saved != step:
-                        ckpt.save(step, pstep.get_state(device_state), iterator.get_state())
+                    ckpt.save(step, pstep.get_state(device_state), iterator.get_state())
                     last_saved = step
                 if stop and step < num_steps:
                     ckpt.wait()
