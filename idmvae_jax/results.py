@@ -1,11 +1,13 @@
 r"""Collects finished runs into a results table: `python -m idmvae_jax.results --root=DIR --out=PREFIX`.
 
 DIR holds one workdir per run, named `{variant}_seed{S}` (what launch/reproduce_mini.sh makes);
-a run counts once `eval/metrics.json` exists. Writes
+a run counts once `eval/metrics.json` exists. `--from_json` instead re-renders PREFIX.md (and the
+README block) from an existing PREFIX.json and PREFIX_figures/. Writes
 
   PREFIX.json  {"variants": {name: {metric: {mean, std, seeds, values}}},
                 "runs": {run: {variant, seed, commit, config_hash, train_wall_s, eval_wall_s, ...}}}
-  PREFIX.md    the paper-layout table (probes z->digit, z->quad, w->quad, w->digit; coherence self,
+  PREFIX.md    the issue's targets, each checked against the collected numbers (`targets_table`),
+               the paper-layout table (probes z->digit, z->quad, w->quad, w->digit; coherence self,
                cross, unconditional; unconditional with the diffusion prior), per-run provenance, and
                the sample figures copied next to it (PREFIX_figures/).
   README       with --readme=FILE: the text between README_START and README_END in FILE becomes
@@ -152,6 +154,88 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# Targets of the reproduction (SPEC §7's claims at the mini scale); thresholds are the issue's.
+Z_DIGIT_TARGET = 0.90        # IDMVAE z->digit
+Z_DIGIT_GAP = 0.25           # IDMVAE z->digit minus MMVAE+'s
+CROSSMI_DROP = 0.30          # IDMVAE z->digit minus that of IDMVAE with λ1 = 0
+UNCOND_DIFFUSION = 0.20      # unconditional coherence with the diffusion prior
+UNCOND_RATIO = 3.0           # ... over the Gaussian prior's, same run
+ENTROPY_FRACTION = 0.9       # predicted-digit entropy >= 0.9 log 10: no collapse onto few digits
+
+
+def _matched(results: dict, a: str, b: str, key: str):
+    """Means of `key` for variants a and b over the seeds both have, and those seeds (None if none)."""
+    sa = results["variants"].get(a, {}).get(key)
+    sb = results["variants"].get(b, {}).get(key)
+    if sa is None or sb is None:
+        return None
+    seeds = sorted(set(sa["seeds"]) & set(sb["seeds"]))
+    if not seeds:
+        return None
+    pick = lambda s: [v for seed, v in zip(s["seeds"], s["values"]) if seed in seeds]  # noqa: E731
+    va, vb = pick(sa), pick(sb)
+    return float(np.mean(va)), float(np.mean(vb)), seeds, summarise(va)["std"], summarise(vb)["std"]
+
+
+def _seeds(seeds: list) -> str:
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def targets(results: dict) -> list:
+    """[(target, measurement, verdict)]: each target checked on the collected means.
+
+    Comparisons between variants use the seeds both have (seed-matched means). A comparison
+    whose difference is smaller than the larger seed std is reported as "within seed noise"
+    rather than met, whatever its sign. A target whose runs are missing reads "not run".
+    """
+    v = results["variants"]
+    rows = []
+    z = v.get("idmvae", {}).get("probe/z_shared")
+    rows.append((f"IDMVAE z→digit ≥ {Z_DIGIT_TARGET:.2f}",
+                 f"{_cell(z)} ({len(z['values'])} seeds)" if z else "—",
+                 "not run" if z is None else ("yes" if z["mean"] >= Z_DIGIT_TARGET else "no")))
+
+    m = _matched(results, "idmvae", "mmvaeplus", "probe/z_shared")
+    rows.append((f"IDMVAE z→digit ≥ MMVAE+'s + {Z_DIGIT_GAP:.2f}",
+                 "—" if m is None else f"{m[0]:.3f} vs {m[1]:.3f} ({m[0] - m[1]:+.3f}; {_seeds(m[2])})",
+                 "not run" if m is None else ("yes" if m[0] - m[1] >= Z_DIGIT_GAP else "no")))
+
+    m = _matched(results, "idmvae", "mmvaeplus", "probe/w_shared")
+    if m is None:
+        measured, verdict = "—", "not run"
+    else:
+        diff, noise = m[0] - m[1], max(m[3], m[4])
+        measured = f"{m[0]:.3f} vs {m[1]:.3f} ({diff:+.3f}; seed std {m[3]:.3f} / {m[4]:.3f}; {_seeds(m[2])})"
+        verdict = "within seed noise" if abs(diff) < noise else ("yes" if diff < 0 else "no")
+    rows.append(("IDMVAE w→digit below MMVAE+'s", measured, verdict))
+
+    d = v.get("idmvae_diffusion", {})
+    ud, ug = d.get("coherence/unconditional_diffusion"), d.get("coherence/unconditional")
+    ent, ref = d.get("coherence/unconditional_entropy_diffusion"), d.get("coherence/entropy_reference")
+    if ud is None or ug is None or ent is None or ref is None:
+        rows.append(("unconditional coherence, diffusion prior", "—", "not run"))
+    else:
+        ok = (ud["mean"] >= UNCOND_DIFFUSION and ud["mean"] >= UNCOND_RATIO * ug["mean"]
+              and ent["mean"] >= ENTROPY_FRACTION * ref["mean"])
+        rows.append((f"unconditional coherence with the diffusion prior ≥ {UNCOND_DIFFUSION:.1f} and "
+                     f"≥ {UNCOND_RATIO:.0f}× the Gaussian prior's, digit entropy ≥ "
+                     f"{ENTROPY_FRACTION} log 10",
+                     f"{ud['mean']:.3f} vs {ug['mean']:.3f}, entropy {ent['mean']:.3f} of {ref['mean']:.3f}",
+                     "yes" if ok else "no"))
+
+    m = _matched(results, "idmvae", "no_crossmi", "probe/z_shared")
+    rows.append((f"removing λ1 drops z→digit by ≥ {CROSSMI_DROP:.1f}",
+                 "—" if m is None else f"{m[0]:.3f} → {m[1]:.3f} ({m[1] - m[0]:+.3f}; {_seeds(m[2])})",
+                 "not run" if m is None else ("yes" if m[0] - m[1] >= CROSSMI_DROP else "no")))
+    return rows
+
+
+def targets_table(results: dict) -> str:
+    lines = ["| target | measured | met? |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {ok} |" for t, m, ok in targets(results)]
+    return "\n".join(lines)
+
+
 def runs_table(results: dict) -> str:
     lines = ["| run | commit | config hash | train wall (min) | eval wall (min) |", "|---|---|---|---|---|"]
     for run, r in sorted(results["runs"].items()):
@@ -181,23 +265,40 @@ def copy_figures(runs: dict, figures_dir: str) -> list:
 
 
 def write(root: str, prefix: str, preamble: str = "") -> dict:
-    """Writes PREFIX.json, PREFIX.md and PREFIX_figures/; returns the results dict."""
+    """Writes PREFIX.json, PREFIX_figures/ and PREFIX.md from the runs under root; returns the results."""
     runs = find_runs(root)
     if not runs:
         raise FileNotFoundError(f"no finished runs (DIR/VARIANT_seedS/eval/metrics.json) under {root}")
     results = collect(runs)
     with open(prefix + ".json", "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
+    copy_figures(runs, prefix + "_figures")
+    render(results, prefix, preamble)
+    return results
+
+
+def figures_of(results: dict, figures_dir: str) -> list:
+    """(run, file) for the PNGs in figures_dir named RUN_*.png after a collected run."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(figures_dir, "*.png"))):
+        name = os.path.basename(path)
+        run = next((r for r in sorted(results["runs"], key=len, reverse=True) if name.startswith(r + "_")), None)
+        if run is not None:
+            out.append((run, name))
+    return out
+
+
+def render(results: dict, prefix: str, preamble: str = "") -> None:
+    """Writes PREFIX.md: the preamble, the targets, the table, the runs and PREFIX_figures/'s PNGs."""
     figures_dir = prefix + "_figures"
-    figures = copy_figures(runs, figures_dir)
     rel = os.path.basename(figures_dir)
-    parts = [preamble.strip(), "## Results", "", markdown_table(results), "",
+    parts = [preamble.strip(), "", "## Targets", "", targets_table(results), "",
+             "## Results", "", markdown_table(results), "",
              "## Runs", "", runs_table(results), "", "## Figures", ""]
-    for run, name in figures:
+    for run, name in figures_of(results, figures_dir):
         parts.append(f"**{run}** — `{name}`\n\n![{run} {name}]({rel}/{name})\n")
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(parts) + "\n")
-    return results
 
 
 def readme_section(results: dict, prefix: str, readme_dir: str) -> str:
@@ -232,7 +333,10 @@ def main(argv=None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", required=True, help="directory of VARIANT_seedS workdirs")
+    parser.add_argument("--root", default="", help="directory of VARIANT_seedS workdirs")
+    parser.add_argument("--from_json", action="store_true",
+                        help="re-render PREFIX.md (and --readme) from PREFIX.json and PREFIX_figures/ "
+                             "instead of collecting runs: after editing the preamble, or without the workdirs")
     parser.add_argument("--out", required=True, help="output prefix, e.g. docs/results_mini")
     parser.add_argument("--preamble", default="", help="a Markdown file whose text opens PREFIX.md")
     parser.add_argument("--readme", default="", help="a Markdown file whose results block to rewrite")
@@ -241,7 +345,14 @@ def main(argv=None) -> None:
     if args.preamble:
         with open(args.preamble) as f:
             preamble = f.read()
-    results = write(args.root, args.out, preamble)
+    if args.from_json:
+        with open(args.out + ".json") as f:
+            results = json.load(f)
+        render(results, args.out, preamble)
+    elif args.root:
+        results = write(args.root, args.out, preamble)
+    else:
+        parser.error("give --root=DIR (collect the runs under DIR) or --from_json (re-render PREFIX.json)")
     if args.readme:
         update_readme(args.readme, readme_section(results, args.out, os.path.dirname(os.path.abspath(args.readme))))
     print(markdown_table(results))

@@ -3,6 +3,9 @@
 #
 #   launch/reproduce_mini.sh run [RUN ...]   train + evaluate the runs (all of them by default)
 #   launch/reproduce_mini.sh collect         write docs/results_mini.{md,json} from finished runs
+#   launch/reproduce_mini.sh render          rewrite docs/results_mini.md and the README block from
+#                                            docs/results_mini.json (after editing the preamble;
+#                                            needs no workdirs)
 #   launch/reproduce_mini.sh list            the runs and whether each is finished
 #
 # Runs are VARIANT_seedS (variants idmvae, mmvaeplus, diffusion, no_crossmi, no_genaug), in the
@@ -68,13 +71,14 @@ case "$cmd" in
   run)
     mkdir -p "$ROOT"
     for run in "${@:-${RUNS[@]}}"; do run_one "$run"; done ;;
-  collect)
+  collect|render)
     pre=(); [[ -f "${OUT}_preamble.md" ]] && pre=("--preamble=${OUT}_preamble.md")
     [[ -n "$README" ]] && pre+=("--readme=$README")
-    python -m idmvae_jax.results --root="$ROOT" --out="$OUT" "${pre[@]}" ;;
+    if [[ "$cmd" == collect ]]; then src=("--root=$ROOT"); else src=(--from_json); fi
+    python -m idmvae_jax.results "${src[@]}" --out="$OUT" "${pre[@]}" ;;
   list)
     for run in "${RUNS[@]}"; do
       if finished "$ROOT/$run"; then echo "$run finished"; else echo "$run pending"; fi
     done ;;
-  *) echo "usage: $0 run [RUN ...] | collect | list" >&2; exit 2 ;;
+  *) echo "usage: $0 run [RUN ...] | collect | render | list" >&2; exit 2 ;;
 esac

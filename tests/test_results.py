@@ -1,6 +1,7 @@
 """idmvae_jax.results: collecting finished runs into the results table (numbers from metrics.json)."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -93,3 +94,52 @@ def test_readme_block_shows_the_collected_table_and_figure(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="results-mini:start"):
         results.update_readme(str(readme), "table")
+
+
+def test_targets_are_checked_on_seed_matched_means(tmp_path):
+    # IDMVAE seeds 0-2, MMVAE+ seeds 0-1, λ1 = 0 seed 0 only: each comparison uses the common seeds.
+    for seed, (z, w) in enumerate([(0.95, 0.10), (0.91, 0.12), (0.50, 0.11)]):
+        _run(tmp_path, f"idmvae_seed{seed}", {"probe/z_shared": z, "probe/w_shared": w})
+    for seed, (z, w) in enumerate([(0.30, 0.30), (0.40, 0.32)]):
+        _run(tmp_path, f"mmvaeplus_seed{seed}", {"probe/z_shared": z, "probe/w_shared": w})
+    _run(tmp_path, "no_crossmi_seed0", {"probe/z_shared": 0.70})
+    res = results.collect(results.find_runs(str(tmp_path)))
+    by_target = results.targets(res)
+    assert [ok for _, _, ok in by_target] == [
+        "no",       # mean z->digit (0.95 + 0.91 + 0.50) / 3 = 0.787 < 0.90
+        "yes",      # seeds 0, 1: 0.93 - 0.35 = 0.58 >= 0.25
+        "yes",      # seeds 0, 1: 0.11 - 0.31 = -0.20, beyond the seed std
+        "not run",  # no diffusion run
+        "no",       # seed 0: 0.95 - 0.70 = 0.25 < 0.30
+    ]
+    assert "0.930 vs 0.350 (+0.580; seeds 0, 1)" in by_target[1][1]
+    assert "0.950 → 0.700 (-0.250; seed 0)" in by_target[4][1]
+
+    # A difference smaller than the seeds' spread is not a win, whatever its sign.
+    # Seeds 0-2: 0.110 vs 0.207 (-0.097), MMVAE+'s std over them 0.179.
+    _run(tmp_path, "mmvaeplus_seed2", {"probe/z_shared": 0.4, "probe/w_shared": 0.0})
+    res = results.collect(results.find_runs(str(tmp_path)))
+    assert results.targets(res)[2][2] == "within seed noise"
+    results.write(str(tmp_path), str(tmp_path / "out"))
+    assert results.targets_table(res) in (tmp_path / "out.md").read_text()
+
+
+def test_from_json_rerenders_the_same_page_without_the_workdirs(tmp_path):
+    root = tmp_path / "runs"
+    _run(root, "idmvae_seed0", {"probe/z_shared": 0.9, "probe/w_shared": 0.2})
+    _run(root, "mmvaeplus_seed0", {"probe/z_shared": 0.4, "probe/w_shared": 0.5})
+    prefix = str(tmp_path / "docs" / "results")
+    os.makedirs(tmp_path / "docs")
+    (tmp_path / "pre.md").write_text("# Results\n\nold text\n")
+    results.main([f"--root={root}", f"--out={prefix}", f"--preamble={tmp_path / 'pre.md'}"])
+    page = open(prefix + ".md").read()
+    assert "idmvae_seed0_cross_generation_gaussian.png" in page
+    shutil.rmtree(root)
+    (tmp_path / "pre.md").write_text("# Results\n\nold text\n")
+    results.main(["--from_json", f"--out={prefix}", f"--preamble={tmp_path / 'pre.md'}"])
+    assert open(prefix + ".md").read() == page
+    (tmp_path / "pre.md").write_text("# Results\n\nnew text\n")
+    results.main(["--from_json", f"--out={prefix}", f"--preamble={tmp_path / 'pre.md'}"])
+    assert open(prefix + ".md").read() == page.replace("old text", "new text")
+    with pytest.raises(SystemExit):
+        results.main([f"--out={prefix}"])  # neither --root nor --from_json
