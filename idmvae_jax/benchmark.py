@@ -470,9 +470,12 @@ def run_benchmark(
     n_dev = int(mesh.devices.size)
     flops_device = cost_flops(compiled)
     flops_step = None if flops_device is None else flops_device * n_dev / k
-    flops_model = cost_flops(lowered)  # before partitioning and fusion: global under jit,
-    if flops_model is not None:          # one device's program under pmap
-        flops_model = flops_model * (n_dev if mode == "pmap" else 1) / k
+    # Before partitioning and fusion: global under jit with the `auto` partitioner; under pmap and
+    # under jit's shard_map the lowered program is one device's (the body at the local batch).
+    flops_model = cost_flops(lowered)
+    per_device_program = mode == "pmap" or partitioner == "shard_map"
+    if flops_model is not None:
+        flops_model = flops_model * (n_dev if per_device_program else 1) / k
     mem = memory_stats(compiled)
     del lowered
     release_free_memory()  # the compiler's freed heap, as train does after compiling
