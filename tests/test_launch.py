@@ -85,3 +85,34 @@ def test_slurm_time_limit_signal_checkpoints_then_requeues(tmp_path):
     assert proc.returncode == 0, err
     assert log.read_text().splitlines() == ["srun started", "srun got TERM", "scontrol requeue 123"]
     assert "requeueing job 123" in err
+
+
+# Records each process's arguments and device flags; `python -c` (the free-port helper) runs for real.
+FAKE_PYTHON = '''#!/usr/bin/env bash
+if [ "$1" = "-c" ]; then exec "$REAL_PYTHON" "$@"; fi
+for a in "$@"; do case "$a" in --process_id=*) id="${a#--process_id=}";; esac; done
+{ echo "xla=$XLA_FLAGS"; printf "arg=%s\\n" "$@"; } > "$LOG/process_$id"
+'''
+
+
+def test_multiprocess_local_starts_one_process_per_id_on_one_port(tmp_path):
+    import sys
+
+    log = tmp_path / "log"
+    log.mkdir()
+    env = dict(os.environ, PATH=_fake_bin(tmp_path, "python", FAKE_PYTHON) + os.pathsep + os.environ["PATH"],
+               REAL_PYTHON=sys.executable, LOG=str(log))
+    subprocess.run(["bash", f"{ROOT}/launch/multiprocess_local.sh", "2", "4", "configs/polymnist_quadrant.py:tiny",
+                    "/tmp/pmq mp", "--config.train.num_steps=2"], env=env, capture_output=True, text=True, check=True)
+    runs = {p.name: p.read_text() for p in log.iterdir()}
+    assert sorted(runs) == ["process_0", "process_1"]
+    ports = set()
+    for i in range(2):
+        text = runs[f"process_{i}"]
+        assert "xla=--xla_force_host_platform_device_count=4" in text
+        args = _args(text)
+        address = next(a for a in args if a.startswith("--coordinator_address=127.0.0.1:"))
+        ports.add(address)
+        assert args == ["-m", "idmvae_jax.main", "--config=configs/polymnist_quadrant.py:tiny", "--workdir=/tmp/pmq mp",
+                        address, "--num_processes=2", f"--process_id={i}", "--config.train.num_steps=2"]
+    assert len(ports) == 1  # both processes meet at one coordinator

@@ -1,0 +1,119 @@
+"""The shell commands of README.md and docs/*.md run as written, on the `tiny` config.
+
+Every command in a ```bash block is either run here (with `:mini` → `:tiny`, its output paths
+moved under a temporary folder and the embedded data's tiny settings) or matched by NOT_RUN, which
+says why it cannot run in a test. A synopsis line (placeholders such as CONFIG or [--config.X=Y])
+is documentation of the syntax, not a command. So a renamed flag, module or launcher in a doc
+fails here, and a new command in a doc has to be run or explained.
+"""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+
+# (command prefix, why a test does not run it)
+NOT_RUN = (
+    ("pip install", "installs packages; .ci/run performs the README's install on every CI run"),
+    ("python -m pytest", "the test suite itself (.ci/run)"),
+    ("sbatch", "needs a Slurm cluster; tests/test_launch.py runs slurm_gpu.sh with fake srun/scontrol"),
+    ("launch/tpu_pod.sh", "needs gcloud and a TPU pod; tests/test_launch.py checks its arguments"),
+    ("tensorboard", "a server; the event files it reads are checked in tests/test_train.py"),
+    ("launch/reproduce_mini.sh", "hours of training, and collect/render rewrite the committed results "
+                                 "page; tests/test_results.py checks collect and render"),
+    ("launch/multiprocess_local.sh", "two processes compiling at once hold both CI cores for a minute; "
+                                     "tests/test_multihost.py runs jax.distributed on loopback and "
+                                     "tests/test_launch.py checks the commands this launcher starts"),
+    ("python -m idmvae_jax.data.preview --config_name=polymnist_quadrant --manual_dir",
+     "needs the MNIST files in /data/mnist; tests/test_data_builders.py builds from generated ones"),
+)
+_SYNOPSIS = re.compile(r"\[|\b(NAME|SIZE|DIR|WORKDIR|CONFIG|DEVICES|TPU_NAME|ZONE|RUN)\b|\bN\b")
+
+
+def bash_commands(path: str) -> list:
+    """The commands of the ```bash blocks of a Markdown file: continuations joined, `&&` split."""
+    commands, in_block = [], False
+    with open(path) as f:
+        text = f.read().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_block = line.strip() == "```bash" if not in_block else False
+            continue
+        if in_block and line.strip() and not line.lstrip().startswith("#"):
+            commands += [" ".join(part.split()) for part in line.split("&&")]
+    return commands
+
+
+def _not_run_reason(command: str):
+    for prefix, reason in NOT_RUN:
+        if command.startswith(prefix):
+            return reason
+    return None
+
+
+def runnable_commands() -> list:
+    out = []
+    for path in DOCS:
+        for command in bash_commands(path):
+            if not _SYNOPSIS.search(command) and _not_run_reason(command) is None:
+                out.append((os.path.relpath(path, ROOT), command))
+    return out
+
+
+# Appended to keep the test inside the CI budget: the commands' flags, modules, configs and
+# launchers are what is checked, not how long `tiny` trains (2 steps, no sample grids) or how
+# well its evaluation classifiers learn (2 steps each).
+TRAIN_SHORT = " --config.train.num_steps=2 --config.train.sample_every=0"
+EVAL_SHORT = " --config.eval.classifier_steps=2"
+
+
+def adapt(command: str, tmp: str) -> str:
+    """`:mini` → `:tiny`, workdirs/X and /tmp/X → TMP/X, previews at the tiny data's size, and
+    trainings and evaluations shortened (TRAIN_SHORT, EVAL_SHORT)."""
+    command = command.replace(":mini", ":tiny")
+    command = re.sub(r"(?<![\w/])(workdirs|/tmp)/([\w.]+)", lambda m: os.path.join(tmp, m.group(2)), command)
+    if command.startswith("python -m idmvae_jax.data.preview"):
+        command += " --image_size=32 --num_repetitions=1 --num_tuples=4"
+    elif command.startswith(("python -m idmvae_jax.main", "launch/")):
+        command += TRAIN_SHORT
+    elif command.startswith("python -m idmvae_jax.evaluate"):
+        command += EVAL_SHORT
+    return command
+
+
+def test_every_doc_command_is_run_or_explained():
+    commands = [c for path in DOCS for c in bash_commands(path)]
+    assert any("idmvae_jax.main" in c for c in commands), "no training command found: parser broken?"
+    runnable = {c for _, c in runnable_commands()}
+    for command in commands:
+        assert command in runnable or _SYNOPSIS.search(command) or _not_run_reason(command), command
+    # The README's two set-up commands are those .ci/run and the first job use.
+    readme = bash_commands(os.path.join(ROOT, "README.md"))
+    test_command = next(i for i, c in enumerate(readme) if c.startswith("python -m pytest"))
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read()
+    assert " && ".join(readme[test_command - 1:test_command + 1]) in ci, ci
+
+
+def test_runnable_doc_commands_run(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               IDMVAE_DATA_DIR=str(tmp_path.parent.parent / "idmvae_data"),  # shared with the other tests
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env.pop("XLA_FLAGS", None)  # the launchers set their own device counts
+    ran = []
+    for doc, command in runnable_commands():
+        cmd = adapt(command, str(tmp_path))
+        out = subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{doc}: `{cmd}` failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        if cmd.startswith("launch/local.sh"):  # the README's run again: resumed, already finished
+            assert "nothing to do" in out.stderr + out.stdout, out.stderr[-3000:]
+        if cmd.startswith("python -m idmvae_jax.evaluate"):  # the README: its last line is the report
+            report = out.stdout.strip().splitlines()[-1]
+            assert report == str(tmp_path / "mini" / "eval" / "report.md") and os.path.getsize(report) > 0
+        ran.append(cmd)
+    assert any("idmvae_jax.main" in c for c in ran) and any("idmvae_jax.evaluate" in c for c in ran)
+    assert os.path.exists(tmp_path / "mini" / "eval" / "metrics.json")  # the README's job, on tiny
