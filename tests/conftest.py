@@ -1,4 +1,5 @@
 """Test-session set-up: 8 fake CPU devices, a persistent compilation cache, no network."""
+import contextlib
 import os
 import socket
 
@@ -36,11 +37,29 @@ def _block_network():
     socket.socket = original
 
 
-@pytest.fixture(scope="module")
-def fast_compile_module():
-    """Most XLA optimisations off for a whole test module: its models are tiny, so compile time
-    dominates. Use with `pytestmark = pytest.mark.usefixtures("fast_compile_module")`."""
+@contextlib.contextmanager
+def disabled_optimizations():
+    """Most XLA optimisations off: for tiny models, whose compile time dominates. Code that then
+    runs many steps (classifier trainings, generation loops) runs slower: use it where compiling
+    is the cost."""
     previous = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture
+def fast_compile():
+    """`disabled_optimizations` for one test."""
+    with disabled_optimizations():
+        yield
+
+
+@pytest.fixture(scope="module")
+def fast_compile_module():
+    """`disabled_optimizations` for a whole test module. Use with
+    `pytestmark = pytest.mark.usefixtures("fast_compile_module")`."""
+    with disabled_optimizations():
+        yield

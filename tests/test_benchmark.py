@@ -25,15 +25,6 @@ def load_config(arg):
     return config_defaults.load_config(f"{CONFIG}:{arg}")
 
 
-@pytest.fixture
-def fast_compile():
-    """Most XLA optimisations off: these tests check the plumbing, not the speed."""
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
-
-
 def check_sane(r, *, devices, batch_size, mode, precision):
     assert TOP_KEYS <= set(r), TOP_KEYS - set(r)
     st = r["step_time_s"]

@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import jax
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -100,10 +102,13 @@ def test_every_doc_command_is_run_or_explained():
 
 
 def test_runnable_doc_commands_run(tmp_path):
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",  # compile-bound
                IDMVAE_DATA_DIR=str(tmp_path.parent.parent / "idmvae_data"),  # shared with the other tests
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     env.pop("XLA_FLAGS", None)  # the launchers set their own device counts
+    if jax.config.jax_compilation_cache_dir:  # conftest's compilation cache, shared
+        env.update(JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
     ran = []
     for doc, command in runnable_commands():
         cmd = adapt(command, str(tmp_path))

@@ -13,6 +13,8 @@ import pytest
 from idmvae_jax import evaluate as ev
 from idmvae_jax.data import DatasetInfo, ViewInfo
 from idmvae_jax.metrics import report as report_lib
+from conftest import disabled_optimizations
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K, P = 4, 2  # shared and private classes
@@ -343,7 +345,8 @@ def tiny_run(npz_data):
         config.train.num_steps = 2
         config.train.sample_every = 0
         config.train.tensorboard = False
-    _train(config, str(npz_data["workdir"]))
+    with disabled_optimizations():
+        _train(config, str(npz_data["workdir"]))
     return npz_data
 
 
@@ -401,34 +404,35 @@ def test_cli_usage_errors():
 def test_generation_does_not_depend_on_batch_size_or_devices(npz_data):
     """Per-example keys: the same examples give the same samples in any batching, on 1 or 8
     devices (an untrained model of the run's config is enough)."""
-    import jax
+    with disabled_optimizations():
+        import jax
 
-    from idmvae_jax import build, parallel, train_step
-    from idmvae_jax.data import get_dataset_info, load_split
+        from idmvae_jax import build, parallel, train_step
+        from idmvae_jax.data import get_dataset_info, load_split
 
-    config = npz_data["config"]
-    cfg = build.build_idmvae_config(config, get_dataset_info(config.data))
-    init = train_step.make_init_fn(cfg, train_step.make_optimizer(config.train), 0)
-    mesh8, mesh1 = parallel.make_mesh(0), parallel.make_mesh(1)
-    assert mesh8.devices.size == 8
-    state, _ = parallel.init_state_on_mesh(init, mesh8)
-    params = state.params
-    test = load_split(config.data, "test", max_examples=16)
-    idx = np.arange(16, dtype=np.int32)
-    fns8 = ev.make_model_fns(params, cfg, mesh8, seed=3, priors=("gaussian", "diffusion"))
-    full = fns8.cross["diffusion"](test["x"], idx)
-    half = fns8.cross["diffusion"]([x[8:] for x in test["x"]], idx[8:])
-    params1 = jax.device_put(params, jax.sharding.NamedSharding(mesh1, jax.sharding.PartitionSpec()))
-    fns1 = ev.make_model_fns(params1, cfg, mesh1, seed=3, priors=("gaussian",))
-    one = fns1.unconditional["gaussian"](idx)
-    eight = fns8.unconditional["gaussian"](idx)
-    # Equal up to float round-off (which may flip a uint8 pixel by one level); view 2 is a vector.
-    for e in range(3):
-        for d in range(3):
-            np.testing.assert_allclose(full[e][d][8:].astype(np.float32), half[e][d].astype(np.float32),
-                                       atol=1.0 if d < 2 else 1e-5)
-    for v in range(3):
-        np.testing.assert_allclose(one[v].astype(np.float32), eight[v].astype(np.float32),
-                                   atol=1.0 if v < 2 else 1e-5)
-    other_seed = ev.make_model_fns(params, cfg, mesh8, seed=4, priors=("gaussian",))
-    assert not np.allclose(other_seed.unconditional["gaussian"](idx)[2], eight[2])
+        config = npz_data["config"]
+        cfg = build.build_idmvae_config(config, get_dataset_info(config.data))
+        init = train_step.make_init_fn(cfg, train_step.make_optimizer(config.train), 0)
+        mesh8, mesh1 = parallel.make_mesh(0), parallel.make_mesh(1)
+        assert mesh8.devices.size == 8
+        state, _ = parallel.init_state_on_mesh(init, mesh8)
+        params = state.params
+        test = load_split(config.data, "test", max_examples=16)
+        idx = np.arange(16, dtype=np.int32)
+        fns8 = ev.make_model_fns(params, cfg, mesh8, seed=3, priors=("gaussian", "diffusion"))
+        full = fns8.cross["diffusion"](test["x"], idx)
+        half = fns8.cross["diffusion"]([x[8:] for x in test["x"]], idx[8:])
+        params1 = jax.device_put(params, jax.sharding.NamedSharding(mesh1, jax.sharding.PartitionSpec()))
+        fns1 = ev.make_model_fns(params1, cfg, mesh1, seed=3, priors=("gaussian",))
+        one = fns1.unconditional["gaussian"](idx)
+        eight = fns8.unconditional["gaussian"](idx)
+        # Equal up to float round-off (which may flip a uint8 pixel by one level); view 2 is a vector.
+        for e in range(3):
+            for d in range(3):
+                np.testing.assert_allclose(full[e][d][8:].astype(np.float32), half[e][d].astype(np.float32),
+                                           atol=1.0 if d < 2 else 1e-5)
+        for v in range(3):
+            np.testing.assert_allclose(one[v].astype(np.float32), eight[v].astype(np.float32),
+                                       atol=1.0 if v < 2 else 1e-5)
+        other_seed = ev.make_model_fns(params, cfg, mesh8, seed=4, priors=("gaussian",))
+        assert not np.allclose(other_seed.unconditional["gaussian"](idx)[2], eight[2])

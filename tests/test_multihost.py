@@ -57,7 +57,7 @@ def _free_port():
 
 
 def _launch(out, num_processes, devices_per_process):
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",  # compile-bound
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), str(out), str(p), str(num_processes), str(port)],
