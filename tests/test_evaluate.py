@@ -359,6 +359,7 @@ REQUIRED = ("probe/z_shared", "probe/z_private", "probe/w_private", "probe/w_sha
             "fd_classifier/cross_diffusion")
 
 
+@pytest.mark.slow  # CI runs the README's evaluate command on polymnist tiny (test_doc_commands.py)
 def test_cli_writes_every_metric_and_the_report(tiny_run, capsys):
     assert ev.main(tiny_run["args"]) == 0
     out = capsys.readouterr().out.strip().splitlines()

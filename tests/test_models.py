@@ -151,11 +151,13 @@ def test_preprocess_and_invalid_specs():
         ModelConfig.from_dict({"views": [{"kind": "vector", "shape": (3,)}] * 2, "zdim": 3})
 
 
-@pytest.mark.parametrize("vmap_views", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["vmapped", "looped"])
+@pytest.mark.parametrize("vmap_views", [pytest.param(True, marks=pytest.mark.slow), pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["vmapped", "looped"])
 def test_remat_keeps_parameters_and_gradients(mixed_model, vmap_views, fast_compile):
     """model.remat recomputes the ResBlocks in the backward pass: same parameter tree, same loss and
-    gradients as without it (mixed image/vector views; the looped image case also runs in CI, in
-    test_remat_lowers_the_compiled_peak_memory)."""
+    gradients as without it (mixed image/vector views, both view paths; slow set: in CI the looped
+    image case runs in test_remat_lowers_the_compiled_peak_memory, and
+    test_vmapped_views_equal_looped_views_and_single_view_apply ties the vmapped path to it)."""
     from idmvae_jax import losses
     from idmvae_jax.config import IDMVAEConfig
 

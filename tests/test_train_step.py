@@ -72,7 +72,7 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol), a, b)
 
 
-@pytest.mark.parametrize("partitioner", ["shard_map", "auto"])
+@pytest.mark.parametrize("partitioner", ["shard_map", pytest.param("auto", marks=pytest.mark.slow)])  # auto: not the default
 def test_eight_device_jit_matches_one_device(setup, reference, partitioner):
     _, cfg, opt = setup
     assert jax.device_count() == 8
@@ -86,6 +86,7 @@ def test_eight_device_jit_matches_one_device(setup, reference, partitioner):
     assert int(final.step) == NUM_STEPS and int(final.bad_step) == -1
 
 
+@pytest.mark.slow  # CI: the centred-critic pmap test and the 8-device jit test below and above
 def test_pmap_matches_jit(setup, reference):
     _, cfg, opt = setup
     final, history = run(cfg, opt, "pmap", 8, random_batches())
