@@ -1,13 +1,12 @@
 """The names the README and docs/*.md cite exist: `module.function` of the package, repository
 paths such as `idmvae_jax/op_profile.py` or `launch/local.sh`, and `tests/FILE.py::test_name`."""
-import glob
 import importlib
 import importlib.util
 import os
 import re
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+from test_doc_commands import DOCS, ROOT
+
 _CODE = re.compile(r"`([^`\n]+)`")
 _DOTTED = re.compile(r"^(?:idmvae_jax\.)?([a-z_][a-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\(.*\))?$")
 _PATH = re.compile(r"^((?:idmvae_jax|launch|configs|examples|tests|docs|\.ci)/[\w./-]*\w)(?:::(\w+))?(?:[:\[].*)?$")

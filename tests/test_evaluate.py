@@ -359,6 +359,24 @@ REQUIRED = ("probe/z_shared", "probe/z_private", "probe/w_private", "probe/w_sha
             "fd_classifier/cross_diffusion")
 
 
+def check_metrics(path, keys, num_classes):
+    """metrics.json at `path` has every key of `keys`, each in its range (probes, coherences and
+    accuracies in [0, 1], entropies in [0, log num_classes], Frechet distances >= 0); returns it."""
+    with open(path) as f:
+        metrics = json.load(f)
+    missing = [k for k in keys if k not in metrics]
+    assert not missing, missing
+    for key in keys:
+        value = metrics[key]
+        if key.startswith("fd_classifier/"):
+            assert value >= -1e-6, key
+        elif key.startswith("coherence/unconditional_entropy"):
+            assert 0.0 <= value <= math.log(num_classes) + 1e-9, key
+        else:
+            assert 0.0 <= value <= 1.0, key
+    return metrics
+
+
 @pytest.mark.slow  # CI runs the README's evaluate command on polymnist tiny (test_doc_commands.py)
 def test_cli_writes_every_metric_and_the_report(tiny_run, capsys):
     assert ev.main(tiny_run["args"]) == 0
@@ -366,19 +384,8 @@ def test_cli_writes_every_metric_and_the_report(tiny_run, capsys):
     eval_dir = tiny_run["workdir"] / "eval"
     assert out[-1] == str(eval_dir / "report.md")
     assert any(line.startswith("FID skipped") for line in out)
-    with open(eval_dir / "metrics.json") as f:
-        metrics = json.load(f)
-    missing = [k for k in REQUIRED if k not in metrics]
-    assert not missing, missing
+    metrics = check_metrics(eval_dir / "metrics.json", REQUIRED, K)
     assert not any(k.startswith("fid/") for k in metrics)
-    for key in REQUIRED:
-        value = metrics[key]
-        if key.startswith("fd_classifier/"):
-            assert value >= -1e-6, key
-        elif key.startswith("coherence/unconditional_entropy"):
-            assert 0.0 <= value <= math.log(K) + 1e-9, key
-        else:
-            assert 0.0 <= value <= 1.0, key
     # The classifiers see the synthetic labels plainly.
     assert metrics["classifier/shared_acc"] > 0.9 and metrics["classifier/private_acc"] > 0.9
     report = open(eval_dir / "report.md").read()
@@ -402,38 +409,37 @@ def test_cli_usage_errors():
         ev.main(["evaluate", "--workdir=/tmp/x", "--config.eval.batch_size=3"])
 
 
-def test_generation_does_not_depend_on_batch_size_or_devices(npz_data):
+def test_generation_does_not_depend_on_batch_size_or_devices(npz_data, fast_compile):
     """Per-example keys: the same examples give the same samples in any batching, on 1 or 8
     devices (an untrained model of the run's config is enough)."""
-    with disabled_optimizations():
-        import jax
+    import jax
 
-        from idmvae_jax import build, parallel, train_step
-        from idmvae_jax.data import get_dataset_info, load_split
+    from idmvae_jax import build, parallel, train_step
+    from idmvae_jax.data import get_dataset_info, load_split
 
-        config = npz_data["config"]
-        cfg = build.build_idmvae_config(config, get_dataset_info(config.data))
-        init = train_step.make_init_fn(cfg, train_step.make_optimizer(config.train), 0)
-        mesh8, mesh1 = parallel.make_mesh(0), parallel.make_mesh(1)
-        assert mesh8.devices.size == 8
-        state, _ = parallel.init_state_on_mesh(init, mesh8)
-        params = state.params
-        test = load_split(config.data, "test", max_examples=16)
-        idx = np.arange(16, dtype=np.int32)
-        fns8 = ev.make_model_fns(params, cfg, mesh8, seed=3, priors=("gaussian", "diffusion"))
-        full = fns8.cross["diffusion"](test["x"], idx)
-        half = fns8.cross["diffusion"]([x[8:] for x in test["x"]], idx[8:])
-        params1 = jax.device_put(params, jax.sharding.NamedSharding(mesh1, jax.sharding.PartitionSpec()))
-        fns1 = ev.make_model_fns(params1, cfg, mesh1, seed=3, priors=("gaussian",))
-        one = fns1.unconditional["gaussian"](idx)
-        eight = fns8.unconditional["gaussian"](idx)
-        # Equal up to float round-off (which may flip a uint8 pixel by one level); view 2 is a vector.
-        for e in range(3):
-            for d in range(3):
-                np.testing.assert_allclose(full[e][d][8:].astype(np.float32), half[e][d].astype(np.float32),
-                                           atol=1.0 if d < 2 else 1e-5)
-        for v in range(3):
-            np.testing.assert_allclose(one[v].astype(np.float32), eight[v].astype(np.float32),
-                                       atol=1.0 if v < 2 else 1e-5)
-        other_seed = ev.make_model_fns(params, cfg, mesh8, seed=4, priors=("gaussian",))
-        assert not np.allclose(other_seed.unconditional["gaussian"](idx)[2], eight[2])
+    config = npz_data["config"]
+    cfg = build.build_idmvae_config(config, get_dataset_info(config.data))
+    init = train_step.make_init_fn(cfg, train_step.make_optimizer(config.train), 0)
+    mesh8, mesh1 = parallel.make_mesh(0), parallel.make_mesh(1)
+    assert mesh8.devices.size == 8
+    state, _ = parallel.init_state_on_mesh(init, mesh8)
+    params = state.params
+    test = load_split(config.data, "test", max_examples=16)
+    idx = np.arange(16, dtype=np.int32)
+    fns8 = ev.make_model_fns(params, cfg, mesh8, seed=3, priors=("gaussian", "diffusion"))
+    full = fns8.cross["diffusion"](test["x"], idx)
+    half = fns8.cross["diffusion"]([x[8:] for x in test["x"]], idx[8:])
+    params1 = jax.device_put(params, jax.sharding.NamedSharding(mesh1, jax.sharding.PartitionSpec()))
+    fns1 = ev.make_model_fns(params1, cfg, mesh1, seed=3, priors=("gaussian",))
+    one = fns1.unconditional["gaussian"](idx)
+    eight = fns8.unconditional["gaussian"](idx)
+    # Equal up to float round-off (which may flip a uint8 pixel by one level); view 2 is a vector.
+    for e in range(3):
+        for d in range(3):
+            np.testing.assert_allclose(full[e][d][8:].astype(np.float32), half[e][d].astype(np.float32),
+                                       atol=1.0 if d < 2 else 1e-5)
+    for v in range(3):
+        np.testing.assert_allclose(one[v].astype(np.float32), eight[v].astype(np.float32),
+                                   atol=1.0 if v < 2 else 1e-5)
+    other_seed = ev.make_model_fns(params, cfg, mesh8, seed=4, priors=("gaussian",))
+    assert not np.allclose(other_seed.unconditional["gaussian"](idx)[2], eight[2])

@@ -1,6 +1,7 @@
 """The cluster launchers build the right command: fake `gcloud` / `srun` on PATH print what they get."""
 import os
 import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,8 +97,6 @@ for a in "$@"; do case "$a" in --process_id=*) id="${a#--process_id=}";; esac; d
 
 
 def test_multiprocess_local_starts_one_process_per_id_on_one_port(tmp_path):
-    import sys
-
     log = tmp_path / "log"
     log.mkdir()
     env = dict(os.environ, PATH=_fake_bin(tmp_path, "python", FAKE_PYTHON) + os.pathsep + os.environ["PATH"],
