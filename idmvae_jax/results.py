@@ -14,6 +14,9 @@ README block) from an existing PREFIX.json and PREFIX_figures/. Writes
                the table and the IDMVAE seed-0 cross-generation figure, so the README never
                shows other numbers than PREFIX.md.
 
+`--curve=WORKDIR` instead prints the same columns for one run evaluated at several step counts:
+one row per WORKDIR/metrics_STEPS.json (what launch/train_curve.sh keeps after each piece).
+
 Variants map to result names: idmvae, mmvaeplus, no_crossmi, no_genaug, and diffusion ->
 idmvae_diffusion. std is the sample standard deviation (ddof = 1; 0 for one seed).
 """
@@ -151,6 +154,24 @@ def markdown_table(results: dict) -> str:
         num_seeds = sum(r["variant"] == name for r in results["runs"].values())
         cells = [_cell(stats.get(key)) for _, key in TABLE_COLUMNS]
         lines.append(f"| {ROW_LABELS[name]} | {num_seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curve_table(workdir: str) -> str:
+    """The paper-layout columns for one run at each evaluated step count (WORKDIR/metrics_N.json)."""
+    found = []
+    for path in glob.glob(os.path.join(workdir, "metrics_*.json")):
+        match = re.fullmatch(r"metrics_(\d+)\.json", os.path.basename(path))
+        if match:
+            with open(path) as f:
+                found.append((int(match.group(1)), json.load(f)))
+    if not found:
+        raise FileNotFoundError(f"no metrics_STEPS.json in {workdir}: run launch/train_curve.sh first")
+    lines = ["| steps | " + " | ".join(c for c, _ in TABLE_COLUMNS) + " |", "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
+    for steps, metrics in sorted(found, key=lambda item: item[0]):
+        cells = [_cell({"mean": metrics[key], "values": [metrics[key]]}) if key in metrics else "—"
+                 for _, key in TABLE_COLUMNS]
+        lines.append(f"| {steps:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -337,10 +358,17 @@ def main(argv=None) -> None:
     parser.add_argument("--from_json", action="store_true",
                         help="re-render PREFIX.md (and --readme) from PREFIX.json and PREFIX_figures/ "
                              "instead of collecting runs: after editing the preamble, or without the workdirs")
-    parser.add_argument("--out", required=True, help="output prefix, e.g. docs/results_mini")
+    parser.add_argument("--curve", default="", help="print the table of one run's metrics_STEPS.json "
+                        "files (launch/train_curve.sh) and stop")
+    parser.add_argument("--out", default="", help="output prefix, e.g. docs/results_mini")
     parser.add_argument("--preamble", default="", help="a Markdown file whose text opens PREFIX.md")
     parser.add_argument("--readme", default="", help="a Markdown file whose results block to rewrite")
     args = parser.parse_args(argv)
+    if args.curve:
+        print(curve_table(args.curve))
+        return
+    if not args.out:
+        parser.error("give --out=PREFIX (or --curve=WORKDIR)")
     preamble = ""
     if args.preamble:
         with open(args.preamble) as f:

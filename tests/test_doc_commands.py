@@ -28,6 +28,8 @@ NOT_RUN = (
     ("tensorboard", "a server; the event files it reads are checked in tests/test_train.py"),
     ("launch/reproduce_mini.sh", "hours of training, and collect/render rewrite the committed results "
                                  "page; tests/test_results.py checks collect and render"),
+    ("launch/train_curve.sh", "one piece is a training run plus an evaluation; tests/test_launch.py "
+                              "checks the pieces it starts and its resuming with a fake python"),
     ("launch/multiprocess_local.sh", "two processes compiling at once hold both CI cores for a minute; "
                                      "tests/test_multihost.py runs jax.distributed on loopback and "
                                      "tests/test_launch.py checks the commands this launcher starts"),

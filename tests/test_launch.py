@@ -115,3 +115,41 @@ def test_multiprocess_local_starts_one_process_per_id_on_one_port(tmp_path):
         assert args == ["-m", "idmvae_jax.main", "--config=configs/polymnist_quadrant.py:tiny", "--workdir=/tmp/pmq mp",
                         address, "--num_processes=2", f"--process_id={i}", "--config.train.num_steps=2"]
     assert len(ports) == 1  # both processes meet at one coordinator
+
+
+# Records each training call; evaluate writes metrics whose z->digit is the step count / 10,000;
+# training fails at the step count in $FAIL_AT; results (the closing table) runs for real.
+FAKE_PYTHON_CURVE = r'''#!/usr/bin/env bash
+if [ "$2" = "idmvae_jax.results" ] || [ "$1" = "-c" ]; then exec "$REAL_PYTHON" "$@"; fi
+for a in "$@"; do case "$a" in --workdir=*) wd="${a#--workdir=}";; --config.train.num_steps=*) n="${a#*=}";; esac; done
+if [ "$2" = "idmvae_jax.main" ]; then
+  printf "%s\n" "$*" >> "$LOG"
+  if [ "$n" = "${FAIL_AT:-}" ]; then echo "loss is NaN at step $n"; exit 1; fi
+else
+  mkdir -p "$wd/eval"
+  echo "{\"probe/z_shared\": $n.0e-4, \"coherence/self\": 0.5}" > "$wd/eval/metrics.json"
+fi
+'''
+
+
+def test_train_curve_trains_in_pieces_evaluates_each_and_resumes(tmp_path):
+    log = tmp_path / "calls"
+    env = dict(os.environ, PATH=_fake_bin(tmp_path, "python", FAKE_PYTHON_CURVE) + os.pathsep + os.environ["PATH"],
+               REAL_PYTHON=sys.executable, LOG=str(log))
+    wd = tmp_path / "a run"
+    cmd = ["bash", f"{ROOT}/launch/train_curve.sh", "configs/polymnist_quadrant.py:tiny", str(wd), "500", "1500",
+           "--", "--config.seed=3"]
+    out = subprocess.run(cmd, env=dict(env, FAIL_AT="1500"), capture_output=True, text=True)
+    assert out.returncode == 1 and "loss is NaN at step 1500" in out.stderr  # the log's end is shown
+    assert (wd / "metrics_500.json").exists() and not (wd / "metrics_1500.json").exists()
+
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    assert "500 steps: evaluated, skipped" in out  # the finished piece is not trained again
+    calls = log.read_text().splitlines()
+    assert calls == [f"-m idmvae_jax.main --config=configs/polymnist_quadrant.py:tiny --workdir={wd} "
+                     f"--config.seed=3 --config.train.num_steps={n}" for n in (500, 1500, 1500)]
+    rows = [line for line in out.splitlines() if line.startswith("| 1,500 |") or line.startswith("| 500 |")]
+    assert rows[0].startswith("| 500 | 0.050 |") and rows[1].startswith("| 1,500 | 0.150 |")
+
+    bad = subprocess.run(cmd[:4] + ["1e3"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "'1e3' is not a positive integer" in bad.stderr
