@@ -5,7 +5,8 @@
 # Piece N: `python -m idmvae_jax.main ... --config.train.num_steps=N` (it resumes from the latest
 # checkpoint), then `python -m idmvae_jax.evaluate` on the same arguments, whose eval/metrics.json
 # is kept as WORKDIR/metrics_N.json (logs: WORKDIR/train_N.log, WORKDIR/eval_N.log). A step count
-# whose metrics_N.json exists is skipped, so the script can be stopped and rerun at any point.
+# whose metrics_N.json exists is skipped, so the script can be stopped and rerun at any point; an
+# evaluation that is not of step N (N below a step already trained) stops it with an error.
 # The learning rate has no schedule, so the pieces train exactly as one run of the last N would.
 # Ends with the table of `python -m idmvae_jax.results --curve=WORKDIR`.
 set -euo pipefail
@@ -39,6 +40,11 @@ for n in "${steps[@]}"; do
   t1=$SECONDS
   echo "== $n steps: evaluate (log $WORKDIR/eval_$n.log)"
   logged "$WORKDIR/eval_$n.log" python -m idmvae_jax.evaluate "${args[@]}" "--config.train.num_steps=$n"
+  if ! grep -q " at step $n on " "$WORKDIR/eval_$n.log"; then  # e.g. N below a step already trained
+    echo "train_curve.sh: $WORKDIR/eval_$n.log is not an evaluation at step $n ($(grep -o 'at step [0-9]*' \
+      "$WORKDIR/eval_$n.log" | head -1)): give step counts above the latest checkpoint's, or a new WORKDIR" >&2
+    exit 1
+  fi
   cp "$WORKDIR/eval/metrics.json" "$WORKDIR/metrics_$n.json"
   echo "== $n steps: train $((t1 - t0)) s, evaluate $((SECONDS - t1)) s"
 done

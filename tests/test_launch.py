@@ -117,16 +117,19 @@ def test_multiprocess_local_starts_one_process_per_id_on_one_port(tmp_path):
     assert len(ports) == 1  # both processes meet at one coordinator
 
 
-# Records each training call; evaluate writes metrics whose z->digit is the step count / 10,000;
-# training fails at the step count in $FAIL_AT; results (the closing table) runs for real.
+# Records each training call and the latest step trained; evaluate says which step it evaluates
+# and writes metrics whose z->digit is the step count / 10,000; training fails at the step count
+# in $FAIL_AT; results (the closing table) runs for real.
 FAKE_PYTHON_CURVE = r'''#!/usr/bin/env bash
 if [ "$2" = "idmvae_jax.results" ] || [ "$1" = "-c" ]; then exec "$REAL_PYTHON" "$@"; fi
 for a in "$@"; do case "$a" in --workdir=*) wd="${a#--workdir=}";; --config.train.num_steps=*) n="${a#*=}";; esac; done
+mkdir -p "$wd/eval"
 if [ "$2" = "idmvae_jax.main" ]; then
   printf "%s\n" "$*" >> "$LOG"
   if [ "$n" = "${FAIL_AT:-}" ]; then echo "loss is NaN at step $n"; exit 1; fi
+  if [ "$n" -gt "$(cat "$wd/latest" 2>/dev/null || echo 0)" ]; then echo "$n" > "$wd/latest"; fi
 else
-  mkdir -p "$wd/eval"
+  echo "evaluating $wd at step $(cat "$wd/latest") on 1 device(s), batch 64"
   echo "{\"probe/z_shared\": $n.0e-4, \"coherence/self\": 0.5}" > "$wd/eval/metrics.json"
 fi
 '''
@@ -150,6 +153,10 @@ def test_train_curve_trains_in_pieces_evaluates_each_and_resumes(tmp_path):
                      f"--config.seed=3 --config.train.num_steps={n}" for n in (500, 1500, 1500)]
     rows = [line for line in out.splitlines() if line.startswith("| 1,500 |") or line.startswith("| 500 |")]
     assert rows[0].startswith("| 500 | 0.050 |") and rows[1].startswith("| 1,500 | 0.150 |")
+
+    behind = subprocess.run(cmd[:4] + ["1000"], env=env, capture_output=True, text=True)
+    assert behind.returncode == 1 and "not an evaluation at step 1000 (at step 1500)" in behind.stderr
+    assert not (wd / "metrics_1000.json").exists()
 
     bad = subprocess.run(cmd[:4] + ["1e3"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "'1e3' is not a positive integer" in bad.stderr
