@@ -143,10 +143,15 @@ def _cell(stat: Optional[dict]) -> str:
     return f"{stat['mean']:.3f}"
 
 
+def _table_head(*leading: str) -> list:
+    """Header and separator lines of a table: the `leading` columns, then TABLE_COLUMNS."""
+    names = list(leading) + [c for c, _ in TABLE_COLUMNS]
+    return ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+
+
 def markdown_table(results: dict) -> str:
     """The paper-layout table: one row per variant present, mean ± std over seeds."""
-    head = "| model | seeds | " + " | ".join(c for c, _ in TABLE_COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 2)]
+    lines = _table_head("model", "seeds")
     for name in ROW_LABELS:
         stats = results["variants"].get(name)
         if stats is None:
@@ -163,13 +168,13 @@ def curve_table(workdir: str) -> str:
     for path in glob.glob(os.path.join(workdir, "metrics_*.json")):
         match = re.fullmatch(r"metrics_(\d+)\.json", os.path.basename(path))
         if match:
-            with open(path) as f:
-                found.append((int(match.group(1)), json.load(f)))
+            found.append((int(match.group(1)), _read_json(path)))
     if not found:
         raise FileNotFoundError(f"no metrics_STEPS.json in {workdir}: run launch/train_curve.sh first")
-    lines = ["| steps | " + " | ".join(c for c, _ in TABLE_COLUMNS) + " |", "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
+    lines = _table_head("steps")
     for steps, metrics in sorted(found, key=lambda item: item[0]):
-        cells = [_cell({"mean": metrics[key], "values": [metrics[key]]}) if key in metrics else "—"
+        # float(): metrics.json stores non-finite values as the strings "nan" / "inf"
+        cells = [_cell({"mean": float(metrics[key]), "values": [metrics[key]]}) if key in metrics else "—"
                  for _, key in TABLE_COLUMNS]
         lines.append(f"| {steps:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

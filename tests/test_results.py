@@ -149,10 +149,12 @@ def test_curve_table_has_one_row_per_step_count_in_order(tmp_path):
     for steps, z in ((3000, 0.8), (500, 0.2), (1500, 0.6)):
         (tmp_path / f"metrics_{steps}.json").write_text(json.dumps({"probe/z_shared": z, "coherence/self": 0.1}))
     (tmp_path / "metrics.json").write_text("{}")  # not a step count: ignored
+    (tmp_path / "metrics_4000.json").write_text(json.dumps({"probe/z_shared": "nan"}))  # as evaluate writes NaN
     rows = results.curve_table(str(tmp_path)).splitlines()
     assert rows[0].startswith("| steps | z→digit ↑ | z→quad ↓ |")
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows[2:]]
-    assert [c[:3] for c in cells] == [["500", "0.200", "—"], ["1,500", "0.600", "—"], ["3,000", "0.800", "—"]]
-    assert [c[5] for c in cells] == ["0.100"] * 3  # coherence/self
+    assert [c[:3] for c in cells] == [["500", "0.200", "—"], ["1,500", "0.600", "—"], ["3,000", "0.800", "—"],
+                                      ["4,000", "nan", "—"]]
+    assert [c[5] for c in cells] == ["0.100"] * 3 + ["—"]  # coherence/self
     with pytest.raises(FileNotFoundError, match="train_curve.sh"):
         results.curve_table(str(tmp_path / "empty"))
