@@ -18,7 +18,6 @@ A quick signal for tuning: the cosine gap opens (and the probe rises) long befor
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import json
 import time
@@ -28,52 +27,27 @@ import numpy as np
 import optax
 
 from idmvae_jax import build, data, losses
-from idmvae_jax.config_defaults import load_config
+from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
 from idmvae_jax.metrics.probes import probe_accuracy
 from idmvae_jax.models.multimodal import make_model
 
 
-def set_config_value(config, item: str) -> None:
-    """Apply one 'a.b.c=VALUE' override (VALUE a Python literal, else a string) to an existing key."""
-    path, sep, text = item.partition("=")
-    *parents, leaf = path.split(".")
-    node = config
-    for name in parents:
-        node = node[name]
-    if not sep or leaf not in node:
-        raise KeyError(f"--set {item!r}: expected KEY=VALUE with an existing config key")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text
-    node[leaf] = value
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/polymnist_quadrant.py:mini")
+    add_config_arguments(p, "configs/polymnist_quadrant.py:mini")
     p.add_argument("--objective", choices=("crossmi", "full"), default="crossmi")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--probe_every", type=int, default=500)
     p.add_argument("--learning_rate", type=float, default=0.0, help="0 = the config's")
     p.add_argument("--num_fit", type=int, default=2000, help="train tuples the probe is fitted on")
     p.add_argument("--num_test", type=int, default=500)
-    p.add_argument("--num_views", type=int, default=0, help="keep the first N views (0 = all)")
-    p.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. --set model.critic=projection (repeatable)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Returns {'rows': the printed JSON rows, 'params', 'initial_params', 'encode_z', 'objective', 'cfg'}."""
     args = parse_args(argv)
-    config = load_config(args.config)
-    config.data.num_views = args.num_views
-    for item in args.set:
-        set_config_value(config, item)
-    if args.data_dir:
-        config.data.cache_dir = args.data_dir
+    config = config_from_arguments(args)
     info = data.get_dataset_info(config.data)
     cfg = build.build_idmvae_config(config, info)
     model = make_model(cfg.model)

@@ -25,6 +25,8 @@ latent score networks), mmvaeplus (l1 = l2 = l_diff = 0), no_crossmi (l1 = 0), n
 """
 from __future__ import annotations
 
+import argparse
+import ast
 import importlib.util
 import os
 
@@ -172,3 +174,42 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.get_config(arg or None)
+
+
+def set_config_value(config: ml_collections.ConfigDict, item: str) -> None:
+    """Applies one 'a.b.c=VALUE' override (VALUE a Python literal, else a string) to an existing key."""
+    path, sep, text = item.partition("=")
+    *parents, leaf = path.split(".")
+    node = config
+    try:
+        for name in parents:
+            node = node[name]
+    except KeyError:
+        node = None
+    if not sep or node is None or leaf not in node:
+        raise KeyError(f"override {item!r}: expected KEY=VALUE with an existing config key")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    node[leaf] = value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """The config options of the example scripts: --config, --num_views, --data_dir, --set."""
+    parser.add_argument("--config", default=default)
+    parser.add_argument("--num_views", type=int, default=0, help="keep the first N views (0 = all)")
+    parser.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set model.critic=projection (repeatable)")
+
+
+def config_from_arguments(args: argparse.Namespace) -> ml_collections.ConfigDict:
+    """The config that the options of `add_config_arguments` select."""
+    config = load_config(args.config)
+    config.data.num_views = args.num_views
+    for item in args.set:
+        set_config_value(config, item)
+    if args.data_dir:
+        config.data.cache_dir = args.data_dir
+    return config

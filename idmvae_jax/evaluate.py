@@ -269,6 +269,12 @@ def classifier_budget(eval_cfg, num_train: int, steps: Optional[int] = None) -> 
     return n, epochs, bs
 
 
+def classifier_train_size(eval_cfg, num_train: int) -> int:
+    """How many training tuples (the first ones of the split) the label classifiers read."""
+    return max(classifier_budget(eval_cfg, num_train, steps)[0]
+               for steps in (None, private_classifier_steps(eval_cfg)))
+
+
 def private_classifier_steps(eval_cfg) -> int:
     """eval.classifier_private_steps, or eval.classifier_steps when that is 0."""
     return int(eval_cfg.classifier_private_steps) or int(eval_cfg.classifier_steps)
@@ -562,8 +568,7 @@ def evaluate(config, workdir: str) -> Dict[str, float]:
 
         split = str(config.eval.get("split", "test"))
         test = load_split(config.data, split)
-        n_cls = max(classifier_budget(config.eval, info.splits.get("train", 0), steps)[0]
-                    for steps in (None, private_classifier_steps(config.eval)))
+        n_cls = classifier_train_size(config.eval, info.splits.get("train", 0))
         num_fit = int(config.eval.num_fit)
         n_train = max(n_cls, num_fit if num_fit > 0 else info.splits.get("train", 0))
         train = load_split(config.data, "train", max_examples=n_train)

@@ -110,6 +110,20 @@ def test_misspelt_override_fails():
         config.loss.cross_mi = 1.0
 
 
+def test_set_config_value_parses_literals_and_rejects_unknown_keys():
+    from idmvae_jax.config_defaults import set_config_value
+
+    config, _ = load("polymnist_quadrant", "tiny")
+    set_config_value(config, "model.image.channels=(16,32,64)")
+    set_config_value(config, "train.learning_rate=3e-3")
+    set_config_value(config, "model.critic=centered")  # not a literal: kept as the string
+    assert tuple(config.model.image.channels) == (16, 32, 64)
+    assert config.train.learning_rate == 3e-3 and config.model.critic == "centered"
+    for bad in ("model.imag.channels=(4,)", "train.learnin_rate=1.0", "train.learning_rate"):
+        with pytest.raises(KeyError, match="existing config key"):
+            set_config_value(config, bad)
+
+
 def test_misspelt_cli_override_fails(tmp_path):
     """Through the real CLI flag parser: a misspelt --config field stops before training."""
     cmd = [sys.executable, "-m", "idmvae_jax.main", "--config=configs/polymnist_quadrant.py:tiny",
