@@ -42,8 +42,8 @@ def leaves_differ(a, b):
 
 def test_every_example_has_a_docstring_and_main():
     names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
-    tested = ["custom_critic", "custom_training_loop", "new_modality", "sample_unconditional",
-              "shared_code_probe"]
+    tested = ["custom_critic", "custom_training_loop", "decoder_autoencoder", "new_modality",
+              "sample_unconditional", "shared_code_probe"]
     assert names == tested, "every example needs a test in this file"
     for name in names:
         module = load_example(name)
@@ -138,3 +138,21 @@ def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):
     np.testing.assert_allclose(r["encode_z"](r["params"], xs), want, rtol=1e-5, atol=1e-6)
     loss, _ = r["objective"](r["params"], {"x": xs}, None)
     np.testing.assert_allclose(loss, losses.cross_view_infonce_loss(want, r["cfg"].loss.temperature), rtol=1e-5)
+
+
+def test_decoder_autoencoder_learns_and_scores_its_reconstructions(data_dir):
+    r = load_example("decoder_autoencoder").main(
+        TINY + ["--steps=6", "--eval_every=3", "--view=1", "--latent_dim=5", f"--data_dir={data_dir}"])
+    assert [row["step"] for row in r["rows"]] == [3, 6]
+    for row in r["rows"]:
+        assert 0.0 <= row["recon_digit"] <= 1.0 and 0.0 < row["mae"] < 1.0 and np.isfinite(row["loss"])
+    assert r["params"]["encoder"]["mu"]["kernel"].shape[-1] == 5  # the code has --latent_dim units
+    assert leaves_differ(r["initial_params"], r["params"])
+    # the printed mae is that of the returned model on view 1 of the test split
+    config = load_example("custom_training_loop").load_config(f"{CONFIG}:tiny")
+    config.data.cache_dir = data_dir
+    x = data.load_split(config.data, "test")["x"][1].astype(np.float32) / 255.0
+    mae = np.mean(np.abs(np.asarray(r["reconstruct"](r["params"], x)) - x))
+    np.testing.assert_allclose(r["rows"][-1]["mae"], mae, atol=1e-4)
+    with pytest.raises(ValueError, match="pick an image view"):
+        load_example("decoder_autoencoder").main(TINY + ["--view=2", f"--data_dir={data_dir}"])
