@@ -1,4 +1,5 @@
-"""Test-session set-up: 8 fake CPU devices, a persistent compilation cache, no network."""
+"""Test-session set-up: 8 fake CPU devices, a persistent compilation cache, no network, data caches
+in the temporary folder."""
 import contextlib
 import os
 import socket
@@ -35,6 +36,19 @@ def _block_network():
     socket.socket = _NoNetwork
     yield
     socket.socket = original
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_cache_outside_home(tmp_path_factory):
+    """Datasets and classifiers that a test prepares without naming a folder go to the folder the
+    tests share (the `data_dir` fixtures), never into the user's ~/.cache/idmvae_jax."""
+    previous = os.environ.get("IDMVAE_DATA_DIR")
+    os.environ["IDMVAE_DATA_DIR"] = str(tmp_path_factory.getbasetemp().parent / "idmvae_data")
+    yield
+    if previous is None:
+        os.environ.pop("IDMVAE_DATA_DIR", None)
+    else:
+        os.environ["IDMVAE_DATA_DIR"] = previous
 
 
 @contextlib.contextmanager
