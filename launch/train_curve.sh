@@ -40,6 +40,7 @@ for n in "${steps[@]}"; do
   t1=$SECONDS
   echo "== $n steps: evaluate (log $WORKDIR/eval_$n.log)"
   logged "$WORKDIR/eval_$n.log" python -m idmvae_jax.evaluate "${args[@]}" "--config.train.num_steps=$n"
+  # evaluate logs 'evaluating WORKDIR at step S on D device(s)' (tests/test_doc_commands.py pins it)
   if ! grep -q " at step $n on " "$WORKDIR/eval_$n.log"; then  # e.g. N below a step already trained
     echo "train_curve.sh: $WORKDIR/eval_$n.log is not an evaluation at step $n ($(grep -o 'at step [0-9]*' \
       "$WORKDIR/eval_$n.log" | head -1)): give step counts above the latest checkpoint's, or a new WORKDIR" >&2

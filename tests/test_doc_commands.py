@@ -125,6 +125,8 @@ def test_runnable_doc_commands_run(tmp_path):
             # every metric of a Gaussian-prior run with shared and private labels, in its range
             check_metrics(tmp_path / "mini" / "eval" / "metrics.json",
                           [k for k in REQUIRED if not k.endswith("_diffusion")], num_classes=10)
+            # launch/train_curve.sh reads the evaluated checkpoint's step from this log line
+            assert re.search(r" at step 2 on \d+ device", out.stdout), out.stdout[-3000:]
         ran.append(cmd)
     assert any("idmvae_jax.main" in c for c in ran) and any("idmvae_jax.evaluate" in c for c in ran)
     assert os.path.exists(tmp_path / "mini" / "eval" / "metrics.json")  # the README's job, on tiny
