@@ -184,9 +184,9 @@ def set_config_value(config: ml_collections.ConfigDict, item: str) -> None:
     try:
         for name in parents:
             node = node[name]
-    except KeyError:
+    except (KeyError, TypeError):  # a missing section, or a value where a section should be
         node = None
-    if not sep or node is None or leaf not in node:
+    if not sep or not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
         raise KeyError(f"override {item!r}: expected KEY=VALUE with an existing config key")
     try:
         value = ast.literal_eval(text)

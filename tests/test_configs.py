@@ -119,7 +119,8 @@ def test_set_config_value_parses_literals_and_rejects_unknown_keys():
     set_config_value(config, "model.critic=centered")  # not a literal: kept as the string
     assert tuple(config.model.image.channels) == (16, 32, 64)
     assert config.train.learning_rate == 3e-3 and config.model.critic == "centered"
-    for bad in ("model.imag.channels=(4,)", "train.learnin_rate=1.0", "train.learning_rate"):
+    for bad in ("model.imag.channels=(4,)", "train.learnin_rate=1.0", "train.learning_rate",
+                "train.learning_rate.x=1"):
         with pytest.raises(KeyError, match="existing config key"):
             set_config_value(config, bad)
 
