@@ -105,8 +105,8 @@ def test_every_doc_command_is_run_or_explained():
 
 
 def test_runnable_doc_commands_run(tmp_path):
+    # os.environ carries conftest's IDMVAE_DATA_DIR: the data folder shared with the other tests
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",  # compile-bound
-               IDMVAE_DATA_DIR=str(tmp_path.parent.parent / "idmvae_data"),  # shared with the other tests
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     env.pop("XLA_FLAGS", None)  # the launchers set their own device counts
     if jax.config.jax_compilation_cache_dir:  # conftest's compilation cache, shared

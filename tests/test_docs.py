@@ -16,11 +16,10 @@ def python_blocks(path):
 pytestmark = pytest.mark.usefixtures("fast_compile_module")
 
 
-def test_api_md_python_blocks_run(tmp_path_factory, monkeypatch, capsys):
+def test_api_md_python_blocks_run(monkeypatch, capsys):
     blocks = python_blocks(os.path.join(ROOT, "docs", "api.md"))
     assert len(blocks) >= 8  # the reference sections and the walk-through
-    data_dir = tmp_path_factory.getbasetemp().parent / "idmvae_data"  # shared with the other tests
-    monkeypatch.setenv("IDMVAE_DATA_DIR", str(data_dir))  # the docs use the default cache
+    # the docs use the default cache: conftest points IDMVAE_DATA_DIR at the tests' shared folder
     monkeypatch.chdir(ROOT)
     namespace = {"__name__": "api_md"}
     for i, code in enumerate(blocks):
