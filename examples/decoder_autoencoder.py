@@ -87,7 +87,7 @@ def main(argv=None) -> dict:
     def test_row(p):
         recon = np.concatenate([np.asarray(reconstruct_jit(p, x_test[i:i + 250]))
                                 for i in range(0, len(x_test), 250)])
-        images = np.round(np.clip(recon, 0.0, 1.0) * 255.0).astype(np.uint8)
+        images = np.asarray(evaluate.to_data_format("image", recon))  # uint8, as evaluate scores them
         pred = classifiers.predict_shared(args.view, images)
         return dict(recon_digit=round(float(np.mean(pred == test["y_shared"])), 4),
                     mae=round(float(np.mean(np.abs(recon - x_test))), 4))

@@ -95,7 +95,7 @@ class ModelFns:
         return tuple(self.cross)
 
 
-def _to_data_format(kind: str, a):
+def to_data_format(kind: str, a):
     """Likelihood means -> the data's representation (what the classifiers were trained on)."""
     if kind == "image":
         return jnp.round(jnp.clip(a, 0.0, 1.0) * 255.0).astype(jnp.uint8)
@@ -143,7 +143,7 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
     base = jax.random.key(seed)
 
     def fmt(views):
-        return [_to_data_format(k, a) for k, a in zip(kinds, views)]
+        return [to_data_format(k, a) for k, a in zip(kinds, views)]
 
     def encode_means(p, xs):
         post = generation.encode(p, xs, cfg)
