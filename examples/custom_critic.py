@@ -3,10 +3,10 @@ r"""Train with your own critic in the cross-view InfoNCE term (an RBF critic her
     python examples/custom_critic.py --config=configs/polymnist_quadrant.py:tiny --steps=5
 
 A critic is any function `critic(a (Na, D), b (Nb, D)) -> scores (Na, Nb)`; InfoNCE divides the
-scores by the temperature. `losses.loss_fn` takes one for the shared codes and one for the private
+scores by the temperature. `training.loss.loss_fn` takes one for the shared codes and one for the private
 codes, replacing the model's `config.model.critic` ('cosine', 'centered' or 'projection'):
 
-    loss_fn = functools.partial(losses.loss_fn, critic_z=rbf_critic)   # L_crossMI and the cycle z term
+    loss_fn = functools.partial(training.loss.loss_fn, critic_z=rbf_critic)   # L_crossMI and the cycle z term
 
 The result has `loss_fn`'s signature, so it plugs into `train_step.make_train_step(cfg, optimizer,
 loss_fn=...)` (used below) and `train.train_and_evaluate(config, workdir, loss_fn=...)`.
@@ -19,7 +19,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from idmvae_jax import build, data, losses
+from idmvae_jax import build, data
+from idmvae_jax.training.loss import loss_fn as library_loss_fn
 from idmvae_jax.config_defaults import load_config
 from idmvae_jax import train_step as train_step_lib
 from idmvae_jax.models.multimodal import make_model
@@ -49,7 +50,7 @@ def main(argv=None) -> dict:
     if args.data_dir:
         config.data.cache_dir = args.data_dir
     cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
-    loss_fn = functools.partial(losses.loss_fn, critic_z=functools.partial(rbf_critic, bandwidth=args.bandwidth))
+    loss_fn = functools.partial(library_loss_fn, critic_z=functools.partial(rbf_critic, bandwidth=args.bandwidth))
 
     params = jax.jit(make_model(cfg.model).init)(jax.random.key(config.seed))
     optimizer = train_step_lib.make_optimizer(config.train)  # Adam from config.train
@@ -59,7 +60,7 @@ def main(argv=None) -> dict:
     try:
         first = {"x": next(batches)["x"]}
         key = train_step_lib.step_key(state)
-        _, library_aux = jax.jit(lambda p, b, k: losses.loss_fn(p, b, k, cfg))(state.params, first, key)
+        _, library_aux = jax.jit(lambda p, b, k: library_loss_fn(p, b, k, cfg))(state.params, first, key)
         history = []
         for i in range(args.steps):
             batch = first if i == 0 else {"x": next(batches)["x"]}

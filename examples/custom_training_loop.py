@@ -1,4 +1,4 @@
-r"""A custom training loop around the pure objective `idmvae_jax.losses.loss_fn`, with optax.
+r"""A custom training loop around the pure objective `idmvae_jax.training.loss.loss_fn`, with optax.
 
     python examples/custom_training_loop.py --config=configs/polymnist_quadrant.py:tiny --steps=20
 
@@ -15,7 +15,8 @@ import argparse
 import jax
 import optax
 
-from idmvae_jax import build, data, losses
+from idmvae_jax import build, data
+from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 from idmvae_jax.models.multimodal import make_model
 
@@ -45,11 +46,11 @@ def main(argv=None) -> dict:
 
     @jax.jit
     def train_step(params, opt_state, batch, key):
-        (loss, aux), grads = jax.value_and_grad(losses.loss_fn, has_aux=True)(params, batch, key, cfg)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key, cfg)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, aux
 
-    eval_loss = jax.jit(lambda p, b, k: losses.loss_fn(p, b, k, cfg))  # -> (total, aux)
+    eval_loss = jax.jit(lambda p, b, k: loss_fn(p, b, k, cfg))  # -> (total, aux)
 
     batches = data.make_iterator(config.data, "train", config.train.batch_size, seed=config.seed)
     fixed = {"x": data.load_split(config.data, "test", max_examples=config.train.batch_size)["x"]}

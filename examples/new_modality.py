@@ -18,7 +18,8 @@ import jax
 import numpy as np
 import optax
 
-from idmvae_jax import build, data, losses
+from idmvae_jax import build, data
+from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 from idmvae_jax.models.multimodal import group_name, make_model
 
@@ -65,7 +66,7 @@ def main(argv=None) -> dict:
 
     @jax.jit
     def train_step(params, opt_state, batch, key):
-        (_, aux), grads = jax.value_and_grad(losses.loss_fn, has_aux=True)(params, batch, key, cfg)
+        (_, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key, cfg)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, aux, grads
 

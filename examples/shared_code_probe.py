@@ -4,7 +4,7 @@ r"""Watch the shared code learn the shared label: train, and probe the posterior
         --learning_rate=1e-3 --objective=crossmi
 
 `--objective=crossmi` trains the z encoders (and a learnable critic, if the config has one) with
-L_crossMI alone (`losses.cross_view_infonce_loss` on mu_z, SPEC 2.2); `--objective=full` trains the whole model with `losses.loss_fn`. Every
+L_crossMI alone (`objective.cross_view_infonce_loss` on mu_z, SPEC 2.2); `--objective=full` trains the whole model with `training.loss.loss_fn`. Every
 `--probe_every` steps it prints one JSON line with:
   probe_z_shared   test accuracy of a logistic-regression probe (metrics.probes.probe_accuracy)
                    of the shared label from mu_z, fitted on `--num_fit` train tuples, mean over views;
@@ -26,7 +26,10 @@ import jax
 import numpy as np
 import optax
 
-from idmvae_jax import build, data, losses
+from idmvae_jax import build, data
+from idmvae_jax.objective import cross_view_infonce_loss
+from idmvae_jax.data.preprocess import network_inputs
+from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
 from idmvae_jax.metrics.probes import probe_accuracy
 from idmvae_jax.models.multimodal import make_model
@@ -56,17 +59,17 @@ def main(argv=None) -> dict:
     opt_state = optimizer.init(params)
 
     def encode_z(p, xs, branch="z"):  # raw batch views -> posterior means (M, B, Z) (or (M, B, W))
-        return model.encode_branch_means(p, model.preprocess(xs), branch)
+        return model.encode_branch_means(p, network_inputs(cfg.model.views, xs), branch)
 
     def crossmi_objective(p, batch, key):
         del key
         mu_z = encode_z(p, batch["x"])  # (M, B, Z)
-        loss = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature,
+        loss = cross_view_infonce_loss(mu_z, cfg.loss.temperature,
                                               critic=lambda a, b: model.critic_scores_z(p, a, b))
         return loss, {"cross_mi": loss}
 
     def full_objective(p, batch, key):
-        return losses.loss_fn(p, batch, key, cfg)
+        return loss_fn(p, batch, key, cfg)
 
     objective = crossmi_objective if args.objective == "crossmi" else full_objective
 

@@ -262,10 +262,11 @@ def _part_fn(what: str, cfg, group: Optional[int], params, batch_size: int, opti
     import jax
     import jax.numpy as jnp
 
-    from idmvae_jax import diffusion as diffusion_lib
-    from idmvae_jax import losses
+    from idmvae_jax import objective
+    from idmvae_jax.generation import score_fns
     from idmvae_jax.models.encoders import encoder_input_shape
     from idmvae_jax.models.multimodal import group_name, make_model
+    from idmvae_jax.training.loss import draw_step_noise
 
     mc = cfg.model
     model = make_model(mc)
@@ -295,7 +296,7 @@ def _part_fn(what: str, cfg, group: Optional[int], params, batch_size: int, opti
 
     m = mc.num_views
     if what == "score_nets":
-        schedule = diffusion_lib.schedule_from_config(cfg.diffusion)
+        schedule = objective.diffusion.schedule_from_config(cfg.diffusion)
         t_max = cfg.diffusion.num_timesteps
         args = (
             {"score_z": params["score_z"], "score_w": params["score_w"]},
@@ -308,13 +309,13 @@ def _part_fn(what: str, cfg, group: Optional[int], params, batch_size: int, opti
         )
 
         def score(p, mu_z, mu_w, t_z, n_z, t_w, n_w):
-            loss = lambda p_, z_, w_: losses.diffusion_prior_loss(  # noqa: E731
-                model, p_, z_, w_, t_z, n_z, t_w, n_w, schedule)
+            loss = lambda p_, z_, w_: objective.diffusion_prior_loss(  # noqa: E731
+                *score_fns(model, p_), z_, w_, t_z, n_z, t_w, n_w, schedule)
             return jax.grad(loss, argnums=(0, 1, 2))(p, mu_z, mu_w)
 
         return score, args, ()
     if what == "noise":
-        return (lambda key: losses.draw_example_noise(key, jnp.arange(b), cfg)), (jax.random.key(3),), ()
+        return (lambda key: draw_step_noise(key, jnp.arange(b), cfg)), (jax.random.key(3),), ()
     if what == "optimizer":
         import optax
 

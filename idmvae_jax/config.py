@@ -1,8 +1,8 @@
 """Typed configuration at the library boundary.
 
 The ml_collections ConfigDict stays in configs/ and the CLIs; `IDMVAEConfig.from_config(config)`
-turns its `model`, `loss` and `diffusion` sections into frozen (hashable) dataclasses, which the
-pure functions of `models/`, `losses.py`, `diffusion.py` and `generation.py` take.
+turns its `model`, `loss` and `diffusion` sections into frozen (hashable) dataclasses, which
+`models/`, `training.loss` and `generation.py` take (the terms of `objective/` take plain values).
 """
 from __future__ import annotations
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from idmvae_jax import diffusion as diffusion_lib
 from idmvae_jax.config import IDMVAEConfig
-from idmvae_jax.models import distributions as dist
-from idmvae_jax.models.multimodal import MultimodalVAE, Posterior, make_model
+from idmvae_jax.core import distributions as dist
+from idmvae_jax.core.distributions import Posterior
+from idmvae_jax.data.preprocess import network_inputs
+from idmvae_jax.models.multimodal import MultimodalVAE, make_model
+from idmvae_jax.objective import diffusion
+from idmvae_jax.objective.diffusion import sample_latent_priors
 
 PRIORS = ("gaussian", "diffusion")
 
@@ -21,7 +24,21 @@ PRIORS = ("gaussian", "diffusion")
 def encode(params, xs, cfg: IDMVAEConfig) -> Posterior:
     """Posterior parameters of every view: xs -> Posterior of (M, B, dim) arrays."""
     model = make_model(cfg.model)
-    return model.encode(params, model.preprocess(xs))
+    return model.encode(params, network_inputs(cfg.model.views, xs))
+
+
+def score_fns(model: MultimodalVAE, params):
+    """The latent score networks with their parameters bound: (score_z_fn, score_w_fn) of
+    `objective.diffusion_prior_loss` and `objective.sample_latent_priors`."""
+    model.require_diffusion_prior()
+
+    def score_z_fn(x, t):
+        return model.score_z.apply(params["score_z"], x, t)
+
+    def score_w_fn(x, t):
+        return jax.vmap(model.score_w.apply)(params["score_w"], x, t)
+
+    return score_z_fn, score_w_fn
 
 
 def sample_diffusion_prior(model: MultimodalVAE, params, x_z, x_w, cfg: IDMVAEConfig):
@@ -30,16 +47,8 @@ def sample_diffusion_prior(model: MultimodalVAE, params, x_z, x_w, cfg: IDMVAECo
     Returns (z (..., N, Z), w (M, N, W)): the z network is shared by the views, each view has its
     own w network.
     """
-    model.require_diffusion_prior()
-    schedule = diffusion_lib.schedule_from_config(cfg.diffusion)
-    steps = cfg.diffusion.ddim_steps
-    z = diffusion_lib.ddim_sample(
-        model.score_z.apply, params["score_z"], x_z.reshape(-1, x_z.shape[-1]), schedule, steps
-    )
-    w = jax.vmap(lambda p, x: diffusion_lib.ddim_sample(model.score_w.apply, p, x, schedule, steps))(
-        params["score_w"], x_w
-    )
-    return z.reshape(x_z.shape), w
+    schedule = diffusion.schedule_from_config(cfg.diffusion)
+    return sample_latent_priors(*score_fns(model, params), x_z, x_w, schedule, cfg.diffusion.ddim_steps)
 
 
 def sample_prior_codes(params, key, num: int, cfg: IDMVAEConfig, prior: str = "gaussian", z_batch: tuple = ()):
@@ -65,7 +74,7 @@ def sample_prior_codes(params, key, num: int, cfg: IDMVAEConfig, prior: str = "g
 def reconstruct(params, xs, cfg: IDMVAEConfig) -> list:
     """Self-reconstructions from the posterior means: D_m([mu_w_m, mu_z_m]) for every view m."""
     model = make_model(cfg.model)
-    post = model.encode(params, model.preprocess(xs))
+    post = model.encode(params, network_inputs(cfg.model.views, xs))
     u = jnp.concatenate([post.mu_w, post.mu_z], axis=-1)[:, None]  # (M, 1, B, D)
     return [x[0] for x in model.decode_mean(params, u)]
 
@@ -78,7 +87,7 @@ def cross_generate(params, xs, key, cfg: IDMVAEConfig, prior: str = "gaussian") 
     """
     model = make_model(cfg.model)
     m = cfg.model.num_views
-    post = model.encode(params, model.preprocess(xs))
+    post = model.encode(params, network_inputs(cfg.model.views, xs))
     b = post.mu_z.shape[1]
     k_z, k_w = jax.random.split(key)
     z = dist.reparameterize(post.mu_z, post.scale_z, dist.standard_noise(cfg.model.posterior, k_z, post.mu_z.shape))
@@ -97,7 +106,7 @@ def generate_from_private(params, xs, key, cfg: IDMVAEConfig, prior: str = "gaus
     x_e's private label and carry no information about its shared label).
     """
     model = make_model(cfg.model)
-    post = model.encode(params, model.preprocess(xs))
+    post = model.encode(params, network_inputs(cfg.model.views, xs))
     b = post.mu_w.shape[1]
     k_w, k_z = jax.random.split(key)
     w = dist.reparameterize(post.mu_w, post.scale_w, dist.standard_noise(cfg.model.posterior, k_w, post.mu_w.shape))

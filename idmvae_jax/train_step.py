@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from idmvae_jax import losses
+from idmvae_jax.training import loss as loss_lib
 from idmvae_jax.config import IDMVAEConfig
 
 # Terms of loss_fn's aux checked by the guard, in bitmask order (bit i = TERMS[i]).
@@ -114,13 +114,13 @@ def make_train_step(
 
     axis_name: the pmap axis when the step runs per device (gradients and metrics are then
       pmean-ed; loss_fn does the global-batch all-gathers); None under jit with global arrays.
-    loss_fn: the objective (default `idmvae_jax.losses.loss_fn`, looked up at trace time).
+    loss_fn: the objective (default `training.loss.loss_fn`, looked up at trace time).
     key: overrides the step key (default fold_in(base key, step)).
     metrics: every aux term of the loss plus grad_norm, as float32 scalars.
     """
 
     def train_step(state: TrainState, batch: dict, key: Optional[jax.Array] = None):
-        objective = loss_fn or losses.loss_fn
+        objective = loss_fn or loss_lib.loss_fn
         if key is None:
             key = step_key(state)
         grad_fn = jax.value_and_grad(lambda p: objective(p, batch, key, cfg, axis_name=axis_name), has_aux=True)

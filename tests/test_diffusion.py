@@ -13,7 +13,7 @@ import numpy as np
 from absl.testing import parameterized
 from scipy.special import erf
 
-from idmvae_jax import diffusion
+from idmvae_jax.objective import diffusion
 from idmvae_jax.models.score_net import ScoreNet, make_score_net, sinusoidal_embedding
 
 T = 1000

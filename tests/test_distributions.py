@@ -1,4 +1,4 @@
-"""Tests of `idmvae_jax.models.distributions` (SPEC §1) against independent numpy/scipy references.
+"""Tests of `idmvae_jax.core.distributions` and `idmvae_jax.models.likelihoods` (SPEC §1) against independent numpy/scipy references.
 
 Every reference is written from the SPEC, not from the library: scales from their definitions
 (log1p(exp(.)), an explicit softmax loop), densities from `scipy.stats`, the mixture of experts as
@@ -13,7 +13,8 @@ import numpy as np
 from absl.testing import parameterized
 from scipy import special, stats
 
-from idmvae_jax.models import distributions as dist
+from idmvae_jax.core import distributions as dist
+from idmvae_jax.models import likelihoods
 from idmvae_jax.models.multimodal import make_model
 from idmvae_jax.models.specs import ModelConfig, ViewSpec
 
@@ -208,11 +209,11 @@ class LikelihoodTest(chex.TestCase):
         rng = np.random.default_rng(8)
         x = rng.uniform(size=(2, 3, 4, 4, 3)).astype(np.float32)
         loc = rng.uniform(size=(2, 3, 4, 4, 3)).astype(np.float32)
-        got = self.variant(lambda a, m: dist.likelihood_log_prob(spec, {"loc": m}, a))(x, loc)
+        got = self.variant(lambda a, m: likelihoods.likelihood_log_prob(spec, {"loc": m}, a))(x, loc)
         want = stats.laplace.logpdf(_np(x), _np(loc), 0.75).reshape(2, 3, -1).sum(-1)
         self.assertEqual(got.shape, (2, 3))
         np.testing.assert_allclose(got, want, rtol=1e-5)
-        mean = self.variant(lambda m: dist.likelihood_mean(spec, {"loc": m}))(loc)
+        mean = self.variant(lambda m: likelihoods.likelihood_mean(spec, {"loc": m}))(loc)
         np.testing.assert_array_equal(mean, loc)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -222,7 +223,7 @@ class LikelihoodTest(chex.TestCase):
         x = rng.normal(size=(1, 4, 5)).astype(np.float32)  # broadcast over the leading sample axis
         loc = rng.normal(size=(3, 4, 5)).astype(np.float32)
         scale = rng.uniform(0.1, 2.0, size=(3, 4, 5)).astype(np.float32)
-        got = self.variant(lambda a, m, s: dist.likelihood_log_prob(spec, {"loc": m, "scale": s}, a))(x, loc, scale)
+        got = self.variant(lambda a, m, s: likelihoods.likelihood_log_prob(spec, {"loc": m, "scale": s}, a))(x, loc, scale)
         want = stats.laplace.logpdf(_np(x), _np(loc), _np(scale)).sum(-1)
         np.testing.assert_allclose(got, want, rtol=1e-5)
 
@@ -232,7 +233,7 @@ class LikelihoodTest(chex.TestCase):
         rng = np.random.default_rng(10)
         loc = rng.normal(size=(3, 4, 4, 2)).astype(np.float32)
         x = (loc + 0.01 * rng.normal(size=loc.shape)).astype(np.float32)
-        got = self.variant(lambda a, m: dist.likelihood_log_prob(spec, {"loc": m}, a))(x, loc)
+        got = self.variant(lambda a, m: likelihoods.likelihood_log_prob(spec, {"loc": m}, a))(x, loc)
         want = stats.norm.logpdf(_np(x), _np(loc), 0.01).reshape(3, -1).sum(-1)
         np.testing.assert_allclose(got, want, rtol=1e-4)
 
@@ -244,7 +245,7 @@ class LikelihoodTest(chex.TestCase):
         tokens = rng.integers(0, vocab, size=(2, 3, length))
         x = np.eye(vocab, dtype=np.float32)[tokens]
         logits = rng.normal(size=(2, 3, length, vocab)).astype(np.float32) * 2
-        got = self.variant(lambda a, lg: dist.likelihood_log_prob(spec, {"logits": lg}, a))(x, logits)
+        got = self.variant(lambda a, lg: likelihoods.likelihood_log_prob(spec, {"logits": lg}, a))(x, logits)
         want = np.zeros((2, 3))
         for i in range(2):
             for j in range(3):
@@ -252,7 +253,7 @@ class LikelihoodTest(chex.TestCase):
                     p = special.softmax(_np(logits[i, j, pos]))
                     want[i, j] += stats.multinomial.logpmf(x[i, j, pos], n=1, p=p)
         np.testing.assert_allclose(got, want, rtol=1e-5)
-        mean = self.variant(lambda lg: dist.likelihood_mean(spec, {"logits": lg}))(logits)
+        mean = self.variant(lambda lg: likelihoods.likelihood_mean(spec, {"logits": lg}))(logits)
         np.testing.assert_allclose(mean, special.softmax(_np(logits), axis=-1), rtol=1e-5, atol=1e-7)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -261,7 +262,7 @@ class LikelihoodTest(chex.TestCase):
         rng = np.random.default_rng(12)
         x = rng.integers(0, 2, size=(3, 4, 4, 1)).astype(np.float32)
         logits = rng.normal(size=(3, 4, 4, 1)).astype(np.float32) * 3
-        fn = self.variant(lambda a, lg: dist.likelihood_log_prob(spec, {"logits": lg}, a))
+        fn = self.variant(lambda a, lg: likelihoods.likelihood_log_prob(spec, {"logits": lg}, a))
         p = special.expit(_np(logits))
         want = stats.bernoulli.logpmf(x, p).reshape(3, -1).sum(-1)
         np.testing.assert_allclose(fn(x, logits), want, rtol=1e-5)
@@ -269,5 +270,5 @@ class LikelihoodTest(chex.TestCase):
         xf = rng.uniform(size=x.shape).astype(np.float32)
         want_f = (xf * np.log(p) + (1 - xf) * np.log1p(-p)).reshape(3, -1).sum(-1)
         np.testing.assert_allclose(fn(xf, logits), want_f, rtol=1e-5)
-        mean = self.variant(lambda lg: dist.likelihood_mean(spec, {"logits": lg}))(logits)
+        mean = self.variant(lambda lg: likelihoods.likelihood_mean(spec, {"logits": lg}))(logits)
         np.testing.assert_allclose(mean, p, rtol=1e-5)

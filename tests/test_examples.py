@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idmvae_jax import data, losses, train
-from idmvae_jax.models.critic import cosine_scores
+from idmvae_jax import data, objective, train
+from idmvae_jax.core.similarity import cosine_scores
+from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.models.multimodal import group_name, make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,7 @@ def leaves_differ(a, b):
 
 def test_every_example_has_a_docstring_and_main():
     names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
-    tested = ["custom_critic", "custom_training_loop", "decoder_autoencoder", "new_modality",
+    tested = ["custom_critic", "custom_training_loop", "decoder_autoencoder", "fork_objective", "new_modality",
               "sample_unconditional", "shared_code_probe"]
     assert names == tested, "every example needs a test in this file"
     for name in names:
@@ -63,9 +64,9 @@ def test_custom_critic(data_dir):
     lib, first = r["library"], r["history"][0]  # the same params, batch and key
     cfg, params = r["cfg"], r["initial_params"]
     model = make_model(cfg.model)
-    mu_z = jax.jit(lambda p, x: model.encode(p, model.preprocess(x)).mu_z)(params, r["batch"]["x"])
-    rbf = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature, example.rbf_critic)
-    cosine = losses.cross_view_infonce_loss(mu_z, cfg.loss.temperature, cosine_scores)
+    mu_z = jax.jit(lambda p, x: model.encode(p, network_inputs(cfg.model.views, x)).mu_z)(params, r["batch"]["x"])
+    rbf = objective.cross_view_infonce_loss(mu_z, cfg.loss.temperature, example.rbf_critic)
+    cosine = objective.cross_view_infonce_loss(mu_z, cfg.loss.temperature, cosine_scores)
     np.testing.assert_allclose(first["cross_mi"], rbf, rtol=1e-5)  # the RBF critic was used
     np.testing.assert_allclose(lib["cross_mi"], cosine, rtol=1e-5)  # the library's is the cosine
     assert abs(first["cross_mi"] - lib["cross_mi"]) > 1e-3
@@ -134,10 +135,10 @@ def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):
     config.data.cache_dir = data_dir
     xs = data.load_split(config.data, "test", max_examples=8)["x"]
     model = make_model(r["cfg"].model)
-    want = model.encode(r["params"], model.preprocess(xs)).mu_z
+    want = model.encode(r["params"], network_inputs(r["cfg"].model.views, xs)).mu_z
     np.testing.assert_allclose(r["encode_z"](r["params"], xs), want, rtol=1e-5, atol=1e-6)
     loss, _ = r["objective"](r["params"], {"x": xs}, None)
-    np.testing.assert_allclose(loss, losses.cross_view_infonce_loss(want, r["cfg"].loss.temperature), rtol=1e-5)
+    np.testing.assert_allclose(loss, objective.cross_view_infonce_loss(want, r["cfg"].loss.temperature), rtol=1e-5)
 
 
 def test_decoder_autoencoder_learns_and_scores_its_reconstructions(data_dir):
@@ -156,3 +157,28 @@ def test_decoder_autoencoder_learns_and_scores_its_reconstructions(data_dir):
     np.testing.assert_allclose(r["rows"][-1]["mae"], mae, atol=1e-4)
     with pytest.raises(ValueError, match="pick an image view"):
         load_example("decoder_autoencoder").main(TINY + ["--view=2", f"--data_dir={data_dir}"])
+
+
+def test_fork_objective():
+    """The whole objective around the example's own networks: it loads only the objective layer,
+    its total is the weighted sum of the terms, every network gets a gradient, and training lowers it."""
+    from test_objective_layer import _modules_after_import, _outside_objective_layer
+
+    loaded = _modules_after_import(
+        "import importlib.util as u; s = u.spec_from_file_location('f', 'examples/fork_objective.py'); "
+        "s.loader.exec_module(u.module_from_spec(s))")
+    assert _outside_objective_layer(loaded) == [] and not any(m.startswith("flax") for m in loaded)
+
+    example = load_example("fork_objective")
+    result = example.main(["--steps=25", "--batch_size=32"])
+    first, last = result["first"], result["last"]
+    weighted = (first["elbo"] + example.L1 * first["cross_mi"] + example.L2 * first["genaug"]
+                + example.L_DIFF * first["diffusion"])
+    np.testing.assert_allclose(first["total"], weighted, rtol=1e-6)
+    assert all(np.isfinite(v) and v != 0 for v in first.values())
+    assert last["total"] < first["total"] - 10  # trained on the fixed batch's own distribution
+
+    # every leaf of every network moved: Adam leaves a parameter with a zero gradient where it is
+    before_leaves = jax.tree_util.tree_flatten_with_path(example.init(jax.random.key(0)))[0]
+    for (path, before), after in zip(before_leaves, jax.tree.leaves(result["params"]), strict=True):
+        assert np.all(np.isfinite(after)) and np.max(np.abs(after - before)) > 0, jax.tree_util.keystr(path)

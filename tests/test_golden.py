@@ -16,7 +16,8 @@ import jax
 import numpy as np
 import pytest
 
-from idmvae_jax import build, losses
+from idmvae_jax import build
+from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 from idmvae_jax.data.info import ViewInfo
 from idmvae_jax.models.multimodal import make_model
@@ -73,7 +74,7 @@ def objective_numbers(name) -> dict:
     batch = _batch(infos)
 
     def value(p):
-        return losses.loss_fn(p, batch, jax.random.key(1), cfg)
+        return loss_fn(p, batch, jax.random.key(1), cfg)
 
     (_, aux), grads = jax.jit(jax.value_and_grad(value, has_aux=True))(params)
     out = {k: float(v) for k, v in aux.items()}

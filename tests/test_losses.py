@@ -1,4 +1,4 @@
-"""Tests of the IDMVAE objective (`idmvae_jax.losses`, SPEC §2) against independent numpy/scipy
+"""Tests of the IDMVAE objective (`idmvae_jax.objective` composed by `training.loss.loss_fn`, SPEC §2) against independent numpy/scipy
 computations written from the SPEC.
 
 The references below use explicit loops over views, sources/targets, samples and examples; the
@@ -19,9 +19,12 @@ import numpy as np
 from absl.testing import parameterized
 from scipy import special, stats
 
-from idmvae_jax import losses
+from idmvae_jax import objective
+from idmvae_jax.data.preprocess import network_inputs
+from idmvae_jax.generation import score_fns
+from idmvae_jax.training import loss as training_loss
 from idmvae_jax.config import DiffusionConfig, IDMVAEConfig, LossConfig
-from idmvae_jax.models.critic import cosine_scores
+from idmvae_jax.core.similarity import cosine_scores
 from idmvae_jax.models.multimodal import group_name, make_model
 from idmvae_jax.models.specs import ModelConfig, ViewSpec
 
@@ -336,17 +339,17 @@ def numeric_setup():
     params = random_params(model, 0)
     batch = make_batch(NUMERIC_MODEL, 1)
     xs_np = np_preprocess(NUMERIC_MODEL, batch["x"])
-    xs = model.preprocess(batch["x"])
+    xs = network_inputs(NUMERIC_MODEL.views, batch["x"])
     post = fast_jit(model.encode)(params, xs)
     return model, params, batch, xs, xs_np, post
 
 
-draw_noise = jax.jit(losses.draw_example_noise, static_argnums=(2,))
+draw_noise = jax.jit(training_loss.draw_step_noise, static_argnums=(2,))
 
 
 @functools.lru_cache(maxsize=None)
 def jitted_loss(cfg):
-    return fast_jit(functools.partial(losses.loss_fn, cfg=cfg))
+    return fast_jit(functools.partial(training_loss.loss_fn, cfg=cfg))
 
 
 # ====================================================================================== InfoNCE
@@ -368,7 +371,7 @@ class InfoNCETest(chex.TestCase):
         rng = np.random.default_rng(int(tau * 10))
         za = rng.normal(size=(4, 8)).astype(np.float32)
         zb = (za + 0.7 * rng.normal(size=(4, 8))).astype(np.float32)
-        got = self.variant(lambda a, b: losses.infonce(a, b, tau))(za, zb)
+        got = self.variant(lambda a, b: objective.infonce(a, b, tau))(za, zb)
         np.testing.assert_allclose(got, np_contrast(za, zb, tau), rtol=2e-5, atol=2e-5)
         self.assertLessEqual(float(got), math.log(2 * 4 - 1) + 1e-6)
 
@@ -377,11 +380,11 @@ class InfoNCETest(chex.TestCase):
     def test_golden_identical_orthogonal(self, tau):
         b = 4
         z = _orthonormal(b, 8, int(10 * tau)) * 3.0  # the norm must not matter for the cosine critic
-        got = self.variant(lambda a, c: -losses.infonce(a, c, tau))(z, z)
+        got = self.variant(lambda a, c: -objective.infonce(a, c, tau))(z, z)
         np.testing.assert_allclose(got, golden_infonce_loss(b, tau), rtol=1e-5)
         # every ordered pair of M identical views contributes the same: L = M * golden
         m = 3
-        got = self.variant(lambda x: losses.cross_view_infonce_loss(x, tau))(np.stack([z] * m))
+        got = self.variant(lambda x: objective.cross_view_infonce_loss(x, tau))(np.stack([z] * m))
         np.testing.assert_allclose(got, m * golden_infonce_loss(b, tau), rtol=1e-5)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -390,7 +393,7 @@ class InfoNCETest(chex.TestCase):
         rng = np.random.default_rng(m)
         shared = rng.normal(size=(4, 8))
         mu_z = (shared[None] + 0.8 * rng.normal(size=(m, 4, 8))).astype(np.float32)
-        got = self.variant(lambda x: losses.cross_view_infonce_loss(x, tau))(mu_z)
+        got = self.variant(lambda x: objective.cross_view_infonce_loss(x, tau))(mu_z)
         np.testing.assert_allclose(got, np_cross_mi(mu_z, tau), rtol=2e-5, atol=2e-5)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -404,9 +407,9 @@ class InfoNCETest(chex.TestCase):
 
         critic = make_critic("projection", 8, 8, 5)
         mu_z = rng.normal(size=(3, 4, 8)).astype(np.float32)
-        fn = self.variant(lambda x, p: losses.cross_view_infonce_loss(x, 0.5, lambda a, c: critic.apply(p, a, c)))
+        fn = self.variant(lambda x, p: objective.cross_view_infonce_loss(x, 0.5, lambda a, c: critic.apply(p, a, c)))
         np.testing.assert_allclose(fn(mu_z, head_p), np_cross_mi(mu_z, 0.5, np_projection_head(head_p)), rtol=2e-5)
-        one = self.variant(lambda a, b, p: losses.infonce(a, b, 2.0, lambda x, y: critic.apply(p, x, y)))
+        one = self.variant(lambda a, b, p: objective.infonce(a, b, 2.0, lambda x, y: critic.apply(p, x, y)))
         np.testing.assert_allclose(one(mu_z[0], mu_z[1], head_p),
                                    np_contrast(mu_z[0], mu_z[1], 2.0, np_projection_head(head_p)), rtol=2e-5)
 
@@ -424,13 +427,13 @@ class InfoNCETest(chex.TestCase):
                 others = [s[p, q] for q in range(8) if q != p]
                 vals.append(s[p, partner] - special.logsumexp(others))
             want.append(np.mean(vals))
-        fn = self.variant(losses.contrast_from_scores)
+        fn = self.variant(objective.contrast_from_scores)
         got = [fn(scores[v]) for v in range(3)]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         # per_view_contrast with the cosine critic vmapped over views == the SPEC form per view
         a = rng.normal(size=(3, 4, 8)).astype(np.float32)
         c = rng.normal(size=(3, 4, 8)).astype(np.float32)
-        pv = self.variant(lambda x, y: losses.per_view_contrast(x, y, jax.vmap(lambda t: cosine_scores(t, t)), 0.5))(a, c)
+        pv = self.variant(lambda x, y: objective.per_view_contrast(x, y, jax.vmap(lambda t: cosine_scores(t, t)), 0.5))(a, c)
         np.testing.assert_allclose(pv, [np_contrast(a[v], c[v], 0.5) for v in range(3)], rtol=2e-5, atol=2e-5)
 
 
@@ -441,15 +444,15 @@ class ElboReductionTest(chex.TestCase):
     def test_log_weights_and_looser_iwae(self, k):
         rng = np.random.default_rng(k)
         shape = (3, k, 4)
-        terms = losses.ElboTerms(*(rng.normal(size=shape).astype(np.float32) * 5 for _ in range(5)))
+        terms = objective.ElboTerms(*(rng.normal(size=shape).astype(np.float32) * 5 for _ in range(5)))
         beta = 2.5
-        log_w = self.variant(lambda t: losses.elbo_log_weights(t, beta))(terms)
+        log_w = self.variant(lambda t: objective.elbo_log_weights(t, beta))(terms)
         ll, pz, pw, qz, qw = (_np(t) for t in terms)
         want_w = np.empty(shape)
         for idx in np.ndindex(*shape):
             want_w[idx] = ll[idx] + beta * (pz[idx] + pw[idx] - qz[idx] - qw[idx])
         np.testing.assert_allclose(log_w, want_w, rtol=1e-5, atol=1e-4)
-        got = self.variant(losses.iwae_looser_loss)(jnp.asarray(want_w, jnp.float32))
+        got = self.variant(objective.iwae_looser_loss)(jnp.asarray(want_w, jnp.float32))
         # −mean_B mean_r logmeanexp_K
         per = [math.log(np.mean(np.exp(want_w[r, :, b]))) for r in range(3) for b in range(4)]
         np.testing.assert_allclose(got, -np.mean(per), rtol=1e-5)
@@ -457,7 +460,7 @@ class ElboReductionTest(chex.TestCase):
     def test_looser_bound_is_not_the_tight_one(self):
         """logmeanexp over K per source view (looser), not over (K, views) jointly."""
         log_w = jnp.asarray([[[0.0]], [[4.0]]])  # M = 2, K = 1, B = 1
-        np.testing.assert_allclose(losses.iwae_looser_loss(log_w), -2.0)
+        np.testing.assert_allclose(objective.iwae_looser_loss(log_w), -2.0)
 
 
 # ====================================================================================== model
@@ -481,22 +484,24 @@ class ModelWiringTest(parameterized.TestCase):
         eps_w = rng.normal(size=(m, k, B, 4)).astype(np.float32)
         eps_z = rng.normal(size=(m, k, B, 3)).astype(np.float32)
         eps_aux = rng.normal(size=(m, m, k, B, 4)).astype(np.float32)
-        fn = fast_jit(lambda p, x, po, a, b_, c: losses.elbo_terms(model, p, x, po, a, b_, c))
+        fn = fast_jit(lambda p, x, po, a, b_, c: objective.elbo_terms(
+            lambda u: model.log_likelihood(p, u, x), po, a, b_, c, model.aux_prior_scale(p), *model.prior_scales(),
+            model.cfg.posterior))
         terms = fn(params, xs, post, eps_w, eps_z, eps_aux)
         pieces, want_loss = np_elbo(model, params, xs_np, eps_w, eps_z, eps_aux, beta=2.5)
-        for name in losses.ElboTerms._fields:
+        for name in objective.ElboTerms._fields:
             np.testing.assert_allclose(getattr(terms, name), pieces[name], rtol=1e-4, atol=1e-3, err_msg=name)
-        got_loss = losses.iwae_looser_loss(losses.elbo_log_weights(terms, 2.5))
+        got_loss = objective.iwae_looser_loss(objective.elbo_log_weights(terms, 2.5))
         np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
 
     def test_roll_batch_pairs_b_with_b_minus_1(self):
         x = np.arange(2 * B * 3, dtype=np.float32).reshape(2, B, 3)
-        got = np.asarray(losses.roll_batch(x))
+        got = np.asarray(objective.roll_batch(x))
         for v in range(2):
             for b in range(B):
                 np.testing.assert_array_equal(got[v, b], x[v, (b - 1) % B])
-        np.testing.assert_array_equal(losses.GlobalBatch().roll(jnp.asarray(x), axis=1), got)
-        np.testing.assert_array_equal(losses.GlobalBatch().positions(B), np.arange(B))
+        np.testing.assert_array_equal(objective.GlobalBatch().roll(jnp.asarray(x), axis=1), got)
+        np.testing.assert_array_equal(objective.GlobalBatch().positions(B), np.arange(B))
 
     def test_genaug_loss(self, loss_type="contrastive"):
         """Contrastive cycle term with the projection critic (the 'l2' type is checked end to end
@@ -508,8 +513,11 @@ class ModelWiringTest(parameterized.TestCase):
         # roll_B(., 1): example b gets example b − 1's code (explicit index, not np.roll)
         prev = [(b - 1) % B for b in range(B)]
         w_swap, z_swap = w_s[:, prev], z_s[:, prev]
-        fn = fast_jit(lambda p, po, a, b_, c, d: losses.genaug_loss(model, p, po, a, b_, c, d, loss_type, 0.5))
-        got, got_z, got_w = fn(params, post, losses.roll_batch(w_s), losses.roll_batch(z_s), w_s, z_s)
+        fn = fast_jit(lambda p, po, w_swap_, z_, w_, z_swap_: objective.genaug_loss(
+            lambda u: model.decode_mean(p, u), lambda x, branch: model.encode_branch_means(p, x, branch),
+            functools.partial(model.critic_scores_z, p), functools.partial(model.critic_scores_w, p),
+            po, w_swap_, z_, w_, z_swap_, loss_type=loss_type, temperature=0.5))
+        got, got_z, got_w = fn(params, post, objective.roll_batch(w_s), z_s, w_s, objective.roll_batch(z_s))
         want, want_z, want_w = np_genaug(model, params, _np(post.mu_w), _np(post.mu_z), w_swap, z_swap, w_s, z_s,
                                          0.5, loss_type)
         np.testing.assert_allclose(got_z, want_z, rtol=2e-4, atol=2e-5)
@@ -525,9 +533,9 @@ class ModelWiringTest(parameterized.TestCase):
         t_w = t_z[::-1, ::-1].copy()
         n_z = rng.normal(size=(m, B, 3)).astype(np.float32)
         n_w = rng.normal(size=(m, B, 4)).astype(np.float32)
-        schedule = jax.tree.map(jnp.asarray, losses.diffusion_lib.schedule_from_config(DiffusionConfig()))
+        schedule = jax.tree.map(jnp.asarray, objective.diffusion.schedule_from_config(DiffusionConfig()))
         np.testing.assert_allclose(schedule.alphas_cumprod, ABAR, rtol=1e-5, atol=1e-7)
-        fn = fast_jit(lambda p, a, b_, c, d, e, f, s: losses.diffusion_prior_loss(model, p, a, b_, c, d, e, f, s))
+        fn = fast_jit(lambda p, a, b_, c, d, e, f, s: objective.diffusion_prior_loss(*score_fns(model, p), a, b_, c, d, e, f, s))
         got = fn(params, post.mu_z, post.mu_w, t_z, n_z, t_w, n_w, schedule)
         want = np_diffusion(model, params, _np(post.mu_z), _np(post.mu_w), t_z, n_z, t_w, n_w)
         np.testing.assert_allclose(got, want, rtol=1e-4)
@@ -595,11 +603,11 @@ class NoiseTest(parameterized.TestCase):
         (probability 2^-23 per draw, i.e. several times per mini run) once gave -inf and a NaN loss."""
         k = jnp.array([0, 1, 2**22, 2**23 - 2, 2**23 - 1], jnp.uint32)
         u = (k.astype(jnp.float32) + 0.5) * 2.0**-23  # what _open_unit_uniform produces for these k
-        x = np.asarray(losses._from_uniform(u, transform, 1000))
+        x = np.asarray(objective.noise._from_uniform(u, transform, 1000))
         self.assertTrue(np.all(np.isfinite(x)), x)
         law = stats.norm if transform == "normal" else stats.laplace
         np.testing.assert_allclose(x, law.ppf(np.asarray(u, np.float64)), rtol=1e-4, atol=1e-4)
-        draws = np.asarray(losses._open_unit_uniform(jax.random.key(0), 1 << 16))
+        draws = np.asarray(objective.noise._open_unit_uniform(jax.random.key(0), 1 << 16))
         self.assertTrue(draws.min() > 0.0 and draws.max() < 1.0)
         self.assertGreater(stats.kstest(draws, stats.uniform.cdf).pvalue, 1e-4)
 
@@ -713,7 +721,7 @@ class LossFnTest(parameterized.TestCase):
         critic_z = lambda a, b: cosine_scores(a @ a_z, b @ a_z)  # noqa: E731
         critic_w = lambda a, b: cosine_scores(a @ a_w, b @ a_w)  # noqa: E731
         key = jax.random.key(7)
-        fn = fast_jit(lambda p, b, k: losses.loss_fn(p, b, k, cfg, critic_z=critic_z, critic_w=critic_w))
+        fn = fast_jit(lambda p, b, k: training_loss.loss_fn(p, b, k, cfg, critic_z=critic_z, critic_w=critic_w))
         total, aux = fn(params, batch, key)
         _, default = jitted_loss(cfg)(params, batch, key)
 
@@ -755,7 +763,7 @@ class GradientTest(parameterized.TestCase):
         params = random_params(model, 5)
         batch = make_batch(GRAD_MODEL, 6)
         cfg = IDMVAEConfig(GRAD_MODEL, FULL_LOSS)
-        grad_fn = fast_jit(jax.value_and_grad(functools.partial(losses.loss_fn, cfg=cfg), has_aux=True))
+        grad_fn = fast_jit(jax.value_and_grad(functools.partial(training_loss.loss_fn, cfg=cfg), has_aux=True))
         (total, aux), grads = grad_fn(params, batch, jax.random.key(3))
         self.assertEqual(set(aux), AUX_KEYS)
         for name in AUX_KEYS:

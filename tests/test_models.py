@@ -4,7 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idmvae_jax.models.critic import cosine_scores, make_critic
+from idmvae_jax.core.similarity import cosine_scores
+from idmvae_jax.data.preprocess import network_inputs
+from idmvae_jax.models.critic import make_critic
 from idmvae_jax.models.decoders import make_decoder
 from idmvae_jax.models.encoders import make_encoder
 from idmvae_jax.models.multimodal import group_name, make_model
@@ -121,7 +123,7 @@ def test_vmapped_views_equal_looped_views_and_single_view_apply(mixed_model):
     m_vmap = make_model(cfg)
     m_loop = make_model(ModelConfig(**{**cfg.__dict__, "vmap_views": False}))
     params = jax.jit(m_vmap.init)(jax.random.key(1))
-    xp = m_vmap.preprocess(xs)
+    xp = network_inputs(cfg.views, xs)
     post_v, post_l = jax.jit(m_vmap.encode)(params, xp), jax.jit(m_loop.encode)(params, xp)
     for a, b in zip(post_v, post_l):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -141,7 +143,7 @@ def test_vmapped_views_equal_looped_views_and_single_view_apply(mixed_model):
 
 def test_preprocess_and_invalid_specs():
     model = make_model(ModelConfig(views=(ViewSpec("image", (8, 8, 1), channels=(2, 2)),) * 2))
-    x = model.preprocess([np.full((1, 8, 8, 1), 255, np.uint8)] * 2)[0]
+    x = network_inputs(model.cfg.views, [np.full((1, 8, 8, 1), 255, np.uint8)] * 2)[0]
     assert x.dtype == jnp.float32 and float(x.max()) == 1.0
     with pytest.raises(ValueError, match="divisible"):
         ViewSpec("image", (30, 30, 3), channels=(4, 8, 16))
@@ -158,7 +160,7 @@ def test_remat_keeps_parameters_and_gradients(mixed_model, vmap_views, fast_comp
     gradients as without it (mixed image/vector views, both view paths; slow set: in CI the looped
     image case runs in test_remat_lowers_the_compiled_peak_memory, and
     test_vmapped_views_equal_looped_views_and_single_view_apply ties the vmapped path to it)."""
-    from idmvae_jax import losses
+    from idmvae_jax.training.loss import loss_fn
     from idmvae_jax.config import IDMVAEConfig
 
     model_cfg, xs = mixed_model
@@ -168,7 +170,7 @@ def test_remat_keeps_parameters_and_gradients(mixed_model, vmap_views, fast_comp
     assert _shapes(params[0]) == _shapes(params[1])
     jax.tree_util.tree_map(np.testing.assert_array_equal, params[0], params[1])
     batch = {"x": xs}
-    grads = [jax.jit(jax.value_and_grad(lambda p, c=c: losses.loss_fn(p, batch, jax.random.key(5), c)[0]))(params[0])
+    grads = [jax.jit(jax.value_and_grad(lambda p, c=c: loss_fn(p, batch, jax.random.key(5), c)[0]))(params[0])
              for c in cfgs]
     np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-6)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0][1], grads[1][1])
@@ -177,7 +179,7 @@ def test_remat_keeps_parameters_and_gradients(mixed_model, vmap_views, fast_comp
 def test_remat_lowers_the_compiled_peak_memory():
     """XLA:CPU drops jax.checkpoint's barriers (docs/benchmarks.md); the ResBlock remat must still
     shrink the temporaries of a train-step gradient."""
-    from idmvae_jax import losses
+    from idmvae_jax.training.loss import loss_fn
     from idmvae_jax.config import IDMVAEConfig
 
     spec = ViewSpec("image", (32, 32, 3), channels=(8, 16))
@@ -186,7 +188,7 @@ def test_remat_lowers_the_compiled_peak_memory():
     for remat in (False, True):
         cfg = IDMVAEConfig(model=ModelConfig(views=(spec,) * 2, z_dim=4, w_dim=4, vmap_views=False, remat=remat))
         params = make_model(cfg.model).init(jax.random.key(0)) if params is None else params
-        grad = jax.jit(jax.value_and_grad(lambda p: losses.loss_fn(p, {"x": xs}, jax.random.key(1), cfg)[0]))
+        grad = jax.jit(jax.value_and_grad(lambda p: loss_fn(p, {"x": xs}, jax.random.key(1), cfg)[0]))
         compiled = grad.lower(params).compile()
         temps.append(compiled.memory_analysis().temp_size_in_bytes)
         grads.append(compiled(params))

@@ -10,7 +10,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from idmvae_jax import checkpointing, data, losses, parallel, preemption, train, writers
+from idmvae_jax import checkpointing, data, parallel, preemption, train, writers
+from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,7 +81,7 @@ def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):
     shutil.copytree(runs["b"], workdir)  # holds checkpoints 2 and 4
 
     def nan_cross_mi(params, batch, key, cfg, *, axis_name=None):
-        total, aux = losses.loss_fn(params, batch, key, cfg, axis_name=axis_name)
+        total, aux = loss_fn(params, batch, key, cfg, axis_name=axis_name)
         aux = dict(aux, cross_mi=aux["cross_mi"] + jnp.nan)
         return total + aux["cross_mi"], aux
 

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idmvae_jax import build, losses, parallel
+from idmvae_jax import build, parallel
+from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 from idmvae_jax import train_step as ts
 from idmvae_jax.data import ViewInfo
@@ -121,7 +122,7 @@ def test_nonfinite_guard_freezes_state_and_names_the_term(setup):
     _, cfg, opt = setup
 
     def nan_genaug(params, batch, key, cfg_, *, axis_name=None):
-        total, aux = losses.loss_fn(params, batch, key, cfg_, axis_name=axis_name)
+        total, aux = loss_fn(params, batch, key, cfg_, axis_name=axis_name)
         aux = dict(aux, genaug=aux["genaug"] * jnp.nan)
         return total + aux["genaug"], aux
 

@@ -1,4 +1,4 @@
-"""Networks and distributions of IDMVAE; knows nothing of losses or training."""
+"""Networks of IDMVAE and the likelihoods of the view kinds; knows nothing of the objective or training."""
 from idmvae_jax.models.network import Network
 
 __all__ = ["Network"]

@@ -2,7 +2,7 @@
 
 A critic is a `Network` with `init(key) -> params` and `apply(params, a (Na, D), b (Nb, D)) ->
 scores (Na, Nb)`; InfoNCE divides the scores by the temperature. Any function of that signature
-can replace it (see `idmvae_jax.losses.infonce`).
+can replace it (see `objective.infonce`).
 
 - cosine (default, no parameters): s_pq = <a_p, b_q> / (|a_p| |b_q|)
 - projection: the cosine of g(a), g(b) with g a 2-layer MLP head (width 256 -> 128, ReLU).
@@ -19,21 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from idmvae_jax.core.similarity import centered_cosine_scores, cosine_scores
 from idmvae_jax.models.network import Network
-
-_NORM_EPS = 1e-8
-
-
-def cosine_scores(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Cosine similarity of every pair: (Na, D), (Nb, D) -> (Na, Nb)."""
-    a = a * jax.lax.rsqrt(jnp.sum(a * a, axis=-1, keepdims=True) + _NORM_EPS)
-    b = b * jax.lax.rsqrt(jnp.sum(b * b, axis=-1, keepdims=True) + _NORM_EPS)
-    return jnp.einsum("pd,qd->pq", a, b)
-
-
-def centered_cosine_scores(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Cosine similarity after subtracting each set's mean row: (Na, D), (Nb, D) -> (Na, Nb)."""
-    return cosine_scores(a - jnp.mean(a, axis=0, keepdims=True), b - jnp.mean(b, axis=0, keepdims=True))
 
 
 class ProjectionHead(nn.Module):

@@ -17,28 +17,21 @@ Shapes: xs is a list of M arrays (B, *shape_m); latent arrays are stacked (M, B,
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.models import distributions as dist
+from idmvae_jax.core import distributions as dist
+from idmvae_jax.core.distributions import Posterior
+from idmvae_jax.models import likelihoods
 from idmvae_jax.models.blocks import tie
 from idmvae_jax.models.critic import make_critic
 from idmvae_jax.models.decoders import make_decoder
 from idmvae_jax.models.encoders import make_encoder
 from idmvae_jax.models.score_net import make_score_net
 from idmvae_jax.models.specs import ModelConfig, view_groups
-
-
-class Posterior(NamedTuple):
-    """Per-view posterior parameters, each (M, B, dim): q(w_m | x_m) q(z | x_m)."""
-
-    mu_w: jax.Array
-    scale_w: jax.Array
-    mu_z: jax.Array
-    scale_z: jax.Array
 
 
 def group_name(indices) -> str:
@@ -153,24 +146,12 @@ class MultimodalVAE:
         stacked = jnp.concatenate(per_group, axis=0)
         return stacked if self._identity_order else stacked[self._inverse_order]
 
-    def preprocess(self, xs) -> list:
-        """Data -> network inputs: uint8 images / 255, caption tokens -> one-hot (L, V), floats as is."""
-        out = []
-        for spec, x in zip(self.cfg.views, xs):
-            x = jnp.asarray(x)
-            if spec.kind == "caption":
-                x = jax.nn.one_hot(x, spec.vocab_size, dtype=jnp.float32) if jnp.issubdtype(x.dtype, jnp.integer) else x
-            elif jnp.issubdtype(x.dtype, jnp.integer):
-                x = x.astype(jnp.float32) / 255.0
-            out.append(x.astype(jnp.float32))
-        return out
-
     def _group_inputs(self, xs, idx):
         return jnp.stack([xs[i] for i in idx])
 
     # ------------------------------------------------------------------ encoders
     def encode(self, params, xs) -> Posterior:
-        """q(w_m | x_m), q(z | x_m) for all views: xs (preprocessed) -> Posterior of (M, B, dim)."""
+        """q(w_m | x_m), q(z | x_m) for all views: xs (network inputs, `data.preprocess.network_inputs`) -> Posterior of (M, B, dim)."""
         cfg = self.cfg
         outs = []
         for (spec, idx), enc in zip(self.groups, self.encoders):
@@ -184,7 +165,7 @@ class MultimodalVAE:
         )
 
     def encode_branch_means(self, params, xs, branch: str) -> jax.Array:
-        """Posterior means of one branch only ('w' or 'z'): xs (preprocessed) -> (M, B, dim)."""
+        """Posterior means of one branch only ('w' or 'z'): xs (network inputs, `data.preprocess.network_inputs`) -> (M, B, dim)."""
         outs = []
         for (spec, idx), enc in zip(self.groups, self.encoders):
             fn = enc.apply_w if branch == "w" else enc.apply_z
@@ -223,14 +204,14 @@ class MultimodalVAE:
         for g, (spec, idx) in enumerate(self.groups):
             dec = self._decode_group(params, g, u[np.asarray(idx)])
             x = self._group_inputs(xs, idx)[:, None]  # (Mg, 1, B, ...)
-            outs.append(spec.llik_scaling * dist.likelihood_log_prob(spec, dec, x))
+            outs.append(spec.llik_scaling * likelihoods.likelihood_log_prob(spec, dec, x))
         return self._to_view_order(outs)
 
     def decode_mean(self, params, u: jax.Array) -> list:
         """Means of p(x_d | u_d): u (M, S, B, W+Z) -> list of M arrays (S, B, *shape[, V])."""
         result = [None] * self.cfg.num_views
         for g, (spec, idx) in enumerate(self.groups):
-            mean = dist.likelihood_mean(spec, self._decode_group(params, g, u[np.asarray(idx)]))
+            mean = likelihoods.likelihood_mean(spec, self._decode_group(params, g, u[np.asarray(idx)]))
             for j, i in enumerate(idx):
                 result[i] = mean[j]
         return result

@@ -9,12 +9,19 @@ and sampled with deterministic DDIM over 100 of the T = 1000 steps. All function
 caller supplies t, ε and x_T (`sample_timesteps_and_noise` is a convenience that draws them), and
 `apply_fn(params, x (B, d), t (B,) int) -> x0_hat (B, d)` is any x0 predictor with the signature of
 `idmvae_jax.models.score_net.make_score_net(...).apply`.
+
+The IDMVAE latent priors (one z network shared by the M views, one w network per view) enter
+through two bound predictors, `score_z_fn(x (N, Z), t (N,)) -> (N, Z)` and
+`score_w_fn(x (M, N, W), t (M, N)) -> (M, N, W)`: `diffusion_prior_loss` trains them on the
+posterior means and `sample_latent_priors` draws from them.
 """
 from typing import Any, Callable, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from idmvae_jax.objective.noise import Draw
 
 ApplyFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
@@ -176,22 +183,22 @@ def ddim_sample(
     `params` and `x_T`.
 
     Args:
-      apply_fn: x0 predictor `apply_fn(params, x (B, d), t (B,) int32) -> (B, d)`.
+      apply_fn: x0 predictor `apply_fn(params, x (..., B, d), t (..., B) int32) -> (..., B, d)`.
       params: its parameters.
-      x_T: (B, d) starting noise, drawn by the caller from N(0, I).
+      x_T: (..., B, d) starting noise, drawn by the caller from N(0, I); leading axes (e.g. one per
+        view for stacked per-view networks) are carried to the predictor.
       schedule: the diffusion schedule.
       num_steps: number of DDIM steps (python int).
 
     Returns:
-      (B, d) samples x0.
+      (..., B, d) samples x0.
     """
     pairs = jnp.asarray(ddim_timesteps(schedule.num_timesteps, num_steps), jnp.int32)
     abar_all = schedule.alphas_cumprod.astype(x_T.dtype)
-    batch = x_T.shape[0]
 
     def step(x, pair):
         t, t_next = pair[0], pair[1]
-        x0_hat = apply_fn(params, x, jnp.full((batch,), t, jnp.int32))
+        x0_hat = apply_fn(params, x, jnp.full(x.shape[:-1], t, jnp.int32))
         abar = abar_all[t]
         eps_hat = (x - jnp.sqrt(abar) * x0_hat) / jnp.sqrt(1.0 - abar)
         abar_next = abar_all[jnp.maximum(t_next, 0)]
@@ -209,3 +216,43 @@ def schedule_from_config(diffusion_cfg) -> DiffusionSchedule:
     """
     d = diffusion_cfg
     return sigmoid_schedule(d.num_timesteps, d.schedule_start, d.schedule_end, d.schedule_tau)
+
+
+def noise_draws(num_views: int, w_dim: int, z_dim: int) -> dict:
+    """L_diff's draws, each (M, B, .): diff_t_z, diff_t_w int steps, diff_noise_z, diff_noise_w."""
+    m = num_views
+    return {
+        "diff_t_z": Draw((m,), "timestep"), "diff_t_w": Draw((m,), "timestep"),
+        "diff_noise_z": Draw((m, z_dim), "normal"), "diff_noise_w": Draw((m, w_dim), "normal"),
+    }
+
+
+def diffusion_prior_loss(
+    score_z_fn: Callable, score_w_fn: Callable, mu_z, mu_w, t_z, noise_z, t_w, noise_w, schedule: DiffusionSchedule
+) -> jax.Array:
+    """L_diff = (1/M) sum_m [D_z(mu_z_m) + D_w_m(mu_w_m)] (SPEC 2.4).
+
+    mu_z (M, B, Z), mu_w (M, B, W): posterior means (the x0 of the latent DDPMs); t_* (M, B) int
+    steps and noise_* the matching standard-normal noise. score_z_fn(x (N, Z), t (N,)) is the z
+    network shared by the views; score_w_fn(x (M, B, W), t (M, B)) applies view m's w network to row m.
+    """
+    m, b, zd = mu_z.shape
+    d_z = diffusion_loss_per_example(
+        lambda _, x, t: score_z_fn(x, t), None, mu_z.reshape(m * b, zd), t_z.reshape(m * b),
+        noise_z.reshape(m * b, zd), schedule,
+    ).reshape(m, b).mean(axis=1)
+    x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, mu_w, t_w, noise_w)
+    sq_err = jnp.sum(jnp.square(score_w_fn(x_t, t_w) - mu_w), axis=-1)  # (M, B)
+    d_w = jnp.mean(min_snr_weight(schedule, t_w).astype(sq_err.dtype) * sq_err, axis=1)
+    return jnp.mean(d_z + d_w)
+
+
+def sample_latent_priors(score_z_fn: Callable, score_w_fn: Callable, x_z, x_w, schedule: DiffusionSchedule,
+                         num_steps: int):
+    """DDIM samples of the latent priors from base noise x_z (..., N, Z), x_w (M, N, W).
+
+    Returns (z (..., N, Z), w (M, N, W)); the predictors are those of `diffusion_prior_loss`.
+    """
+    z = ddim_sample(lambda _, x, t: score_z_fn(x, t), None, x_z.reshape(-1, x_z.shape[-1]), schedule, num_steps)
+    w = ddim_sample(lambda _, x, t: score_w_fn(x, t), None, x_w, schedule, num_steps)
+    return z.reshape(x_z.shape), w

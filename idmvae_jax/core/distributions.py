@@ -1,4 +1,4 @@
-"""Posteriors, priors and likelihoods as pure log-density / sampling functions.
+"""Latent posteriors and priors as pure log-density / sampling functions (imports only jax).
 
 Latent families (SPEC 1), raw scale parameter `raw` of shape (..., D):
   normal:  scale = softplus(raw) + eps
@@ -10,11 +10,21 @@ Densities sum over the last (latent) axis:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Posterior(NamedTuple):
+    """Per-view posterior parameters, each (M, B, dim): q(w_m | x_m) q(z | x_m)."""
+
+    mu_w: jax.Array
+    scale_w: jax.Array
+    mu_z: jax.Array
+    scale_z: jax.Array
 
 
 def latent_scale(raw: jax.Array, family: str, eps: float) -> jax.Array:
@@ -66,45 +76,3 @@ def mixture_log_density(family: str, x: jax.Array, locs: jax.Array, scales: jax.
     """
     per_expert = log_density(family, x[None], locs[:, None], scales[:, None])  # (M, S, B)
     return jax.nn.logsumexp(per_expert, axis=0) - math.log(locs.shape[0])
-
-
-# ----------------------------------------------------------------------------------------------
-# Likelihoods p(x | z, w). Decoder outputs are dicts: {'loc': ...} (+ 'scale') or {'logits': ...}.
-# `log_prob` sums over all data dimensions of one example: (..., *shape) -> (...).
-
-
-def likelihood_log_prob(spec, out: dict, x: jax.Array) -> jax.Array:
-    """log p(x | decoder output) summed over the data dims of `spec.shape`; leading dims broadcast.
-
-    laplace/normal: out['loc'], scale out['scale'] if the decoder learns it else spec.likelihood_scale;
-    categorical: x one-hot (..., L, V) (or probabilities), out['logits'] (..., L, V);
-    bernoulli: x in [0, 1], out['logits'].
-    """
-    ndim = len(spec.shape) + (1 if spec.likelihood == "categorical" else 0)
-    axes = tuple(range(-ndim, 0))
-    kind = spec.likelihood
-    if kind in ("laplace", "normal"):
-        loc = out["loc"].astype(jnp.float32)
-        scale = out["scale"] if "scale" in out else jnp.asarray(spec.likelihood_scale, jnp.float32)
-        if kind == "laplace":
-            lp = -jnp.abs(x - loc) / scale - jnp.log(2.0 * scale)
-        else:
-            zs = (x - loc) / scale
-            lp = -0.5 * zs * zs - jnp.log(scale) - 0.5 * _LOG_2PI
-        return jnp.sum(lp, axis=axes)
-    logits = out["logits"].astype(jnp.float32)
-    if kind == "categorical":
-        return jnp.sum(x * jax.nn.log_softmax(logits, axis=-1), axis=axes)
-    if kind == "bernoulli":
-        lp = x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
-        return jnp.sum(lp, axis=axes)
-    raise ValueError(f"unknown likelihood {kind!r}")
-
-
-def likelihood_mean(spec, out: dict) -> jax.Array:
-    """The mean of p(x | decoder output): loc, softmax probabilities, or sigmoid probabilities."""
-    if spec.likelihood in ("laplace", "normal"):
-        return out["loc"].astype(jnp.float32)
-    if spec.likelihood == "categorical":
-        return jax.nn.softmax(out["logits"].astype(jnp.float32), axis=-1)
-    return jax.nn.sigmoid(out["logits"].astype(jnp.float32))
