@@ -1,7 +1,7 @@
 """idmvae_jax: the Information-disentangled Multimodal VAE (IDMVAE) in JAX/Flax.
 
 Layers (imports point downwards only): CLIs (main, evaluate, benchmark) -> train ->
-train_step / parallel / checkpointing / writers -> losses / diffusion / generation / metrics ->
+train_step / parallel / checkpointing / writers -> losses / diffusion / generation / evaluation ->
 models (networks and distributions). `data/` is independent of the model code.
 """
 

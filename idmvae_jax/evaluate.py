@@ -17,10 +17,10 @@ What it computes (`config.eval.*` settings in brackets):
       <data cache root>/classifiers, or WORKDIR/eval/classifiers when that is not writable).
   probe/{u,z,w}_{shared,private}
       logistic-regression probes of the posterior means, fitted on the first [num_fit] train
-      tuples, scored on the [split] split (metrics.probes).
+      tuples, scored on the [split] split (evaluation.probes).
   coherence/...
       conditional self/cross, private and its leak, unconditional agreement and entropy
-      (metrics.coherence) on the [split] split, with the Gaussian priors and, when the model has
+      (evaluation.coherence) on the [split] split, with the Gaussian priors and, when the model has
       latent score networks and [priors] names 'diffusion', with the diffusion priors (keys
       suffixed `_diffusion`); coherence/entropy_reference = log(num_shared_classes), the entropy
       of a generator that produces every class equally often.
@@ -55,10 +55,10 @@ import scipy.linalg
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from idmvae_jax.metrics import coherence as coherence_lib
-from idmvae_jax.metrics import frechet
-from idmvae_jax.metrics import probes as probes_lib
-from idmvae_jax.metrics import report as report_lib
+from idmvae_jax.evaluation import coherence as coherence_lib
+from idmvae_jax.evaluation import frechet
+from idmvae_jax.evaluation import probes as probes_lib
+from idmvae_jax.evaluation import report as report_lib
 
 PRIOR_SUFFIX = {"gaussian": "", "diffusion": "_diffusion"}
 _PURPOSE = {"cross": 1, "private": 2, "unconditional": 3}
@@ -80,7 +80,7 @@ class ModelFns:
     """Host-level (numpy in, numpy out) functions of a trained model, one set per prior.
 
     encode_means(xs) -> (mu_z (M, B, Z), mu_w (M, B, W)) posterior means.
-    cross[prior], private[prior], unconditional[prior]: see `metrics.coherence` (CrossFn,
+    cross[prior], private[prior], unconditional[prior]: see `evaluation.coherence` (CrossFn,
     PrivateFn, UnconditionalFn); generated views come back in the data's format (uint8 images,
     int32 caption tokens, float32 vectors/latents).
     """
@@ -198,7 +198,7 @@ class Classifiers:
     """Shared-label classifiers for every view and private-label ones for `private_views`.
 
     shared, private: objects with `predict(view, x)`, `features(view, x)` and `test_accuracy`
-    (a list over their views), e.g. `metrics.classifiers.ViewClassifiers`; `private` indexes its
+    (a list over their views), e.g. `evaluation.classifiers.ViewClassifiers`; `private` indexes its
     views 0..len(private_views)-1 and is None when the data has no private labels.
     batch_size: when set, inputs are padded to a multiple of it and the classifiers' own
     `eval_batch_size` is set to it, so every call runs one compiled batch shape per view.
@@ -282,7 +282,7 @@ def private_classifier_steps(eval_cfg) -> int:
 
 def classifier_config(eval_cfg):
     """The classifiers' architecture: eval.classifier_<field> for every ClassifierConfig field."""
-    from idmvae_jax.metrics import classifiers as clf_lib
+    from idmvae_jax.evaluation import classifiers as clf_lib
 
     fields = dataclasses.fields(clf_lib.ClassifierConfig)
     return clf_lib.ClassifierConfig.from_dict({f.name: eval_cfg[f"classifier_{f.name}"] for f in fields})
@@ -292,7 +292,7 @@ def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: 
                               log: Callable[[str], None] = _log,
                               batch_size: Optional[int] = None) -> Classifiers:
     """Per-view shared (and private) label classifiers, from the cache or trained now."""
-    from idmvae_jax.metrics import classifiers as clf_lib
+    from idmvae_jax.evaluation import classifiers as clf_lib
 
     e = config.eval
     common = dict(seed=CLASSIFIER_SEED, learning_rate=float(e.classifier_learning_rate),
@@ -515,8 +515,8 @@ def _fid_feature_fn(config, batch_size: int, log):
     path = str(config.eval.get("fid_weights", "") or "")
     if not path:
         return None, ("FID skipped: config.eval.fid_weights is not set (FID needs the standard "
-                      "pytorch-fid Inception weights file; see idmvae_jax.metrics.inception)")
-    from idmvae_jax.metrics import inception
+                      "pytorch-fid Inception weights file; see idmvae_jax.evaluation.inception)")
+    from idmvae_jax.evaluation import inception
 
     try:
         variables = inception.load_fid_inception_params(path)

@@ -12,7 +12,7 @@ import pytest
 
 from idmvae_jax import evaluate as ev
 from idmvae_jax.data import DatasetInfo, ViewInfo
-from idmvae_jax.metrics import report as report_lib
+from idmvae_jax.evaluation import report as report_lib
 from conftest import disabled_optimizations
 
 
@@ -276,7 +276,7 @@ def test_classifier_budget_realises_the_steps():
 
 def test_classifier_architecture_comes_from_the_eval_config():
     from idmvae_jax import config_defaults
-    from idmvae_jax.metrics.classifiers import ClassifierConfig
+    from idmvae_jax.evaluation.classifiers import ClassifierConfig
 
     e = config_defaults.base_config().eval
     assert ev.classifier_config(e) == ClassifierConfig()  # the eval defaults are the library's

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from idmvae_jax.metrics import classifiers as clf_lib
-from idmvae_jax.metrics import ClassifierConfig, ViewClassifiers, load_or_train, train_view_classifiers
+from idmvae_jax.evaluation import classifiers as clf_lib
+from idmvae_jax.evaluation import ClassifierConfig, ViewClassifiers, load_or_train, train_view_classifiers
 
 SMALL = ClassifierConfig(conv_features=(8, 16), hidden=32, mlp_hidden=(32,), max_shift=1)
 TRAIN_KW = dict(epochs=6, batch_size=32, learning_rate=3e-3, config=SMALL)

@@ -7,20 +7,20 @@
 * `inception`: the FID Inception-v3 in Flax and a torch-free loader for its standard weights.
 * `torch_pickle`: the restricted reader (and a writer) for `torch.save` state dicts.
 """
-from idmvae_jax.metrics.frechet import (
+from idmvae_jax.evaluation.frechet import (
     feature_statistics,
     frechet_distance,
     frechet_distance_from_features,
 )
-from idmvae_jax.metrics.probes import latent_probes, probe_accuracy
-from idmvae_jax.metrics.classifiers import (
+from idmvae_jax.evaluation.probes import latent_probes, probe_accuracy
+from idmvae_jax.evaluation.classifiers import (
     ClassifierConfig,
     ViewClassifiers,
     data_fingerprint,
     load_or_train,
     train_view_classifiers,
 )
-from idmvae_jax.metrics.inception import (
+from idmvae_jax.evaluation.inception import (
     FID_WEIGHTS_CONFIG_KEY,
     FID_WEIGHTS_FILENAME,
     FID_WEIGHTS_URL,
@@ -31,7 +31,7 @@ from idmvae_jax.metrics.inception import (
     preprocess_images,
     resolve_fid_weights,
 )
-from idmvae_jax.metrics.torch_pickle import load_torch_state_dict, save_torch_state_dict
+from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict, save_torch_state_dict
 
 __all__ = [
     "ClassifierConfig",

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.metrics import frechet
-from idmvae_jax.metrics.torch_pickle import load_torch_state_dict
+from idmvae_jax.evaluation import frechet
+from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = (
