@@ -55,6 +55,7 @@ import scipy.linalg
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from idmvae_jax.evaluation import arrays
 from idmvae_jax.evaluation import coherence as coherence_lib
 from idmvae_jax.evaluation import frechet
 from idmvae_jax.evaluation import probes as probes_lib
@@ -217,11 +218,9 @@ class Classifiers:
 
     def _call(self, fn, view: int, x) -> np.ndarray:
         x = np.asarray(x)
-        n = x.shape[0]
-        if not self.batch_size or n == 0 or n % self.batch_size == 0:
+        if not self.batch_size or x.shape[0] == 0:
             return fn(view, x)
-        pad = self.batch_size - n % self.batch_size
-        return fn(view, np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]))[:n]
+        return fn(view, arrays.pad_to_multiple(x, self.batch_size))[:x.shape[0]]
 
     def predict_shared(self, view: int, x) -> np.ndarray:
         return self._call(self.shared.predict, view, x)
@@ -337,7 +336,7 @@ def probe_metrics(encode_means, train_xs, test_xs, train_labels: dict, test_labe
     def means(xs):
         n = len(xs[0])
         zs, ws = [], []
-        for start, count, _, xb in coherence_lib.iterate_batches(n, batch_size, xs):
+        for start, count, _, xb in arrays.iterate_batches(n, batch_size, xs):
             z, w = encode_means(xb)
             zs.append(np.asarray(z)[:, :count])
             ws.append(np.asarray(w)[:, :count])
@@ -476,7 +475,7 @@ def compute_metrics(fns: ModelFns, classifiers: Classifiers, info, train: dict, 
         # Extra unconditional samples for FID beyond the coherence ones.
         n_test = len(test["y_shared"])
         if fid_on and n_fid > n_test:
-            for start, count, idx, _ in coherence_lib.iterate_batches(n_fid - n_test, settings.batch_size):
+            for start, count, idx, _ in arrays.iterate_batches(n_fid - n_test, settings.batch_size):
                 out = fns.unconditional[prior](idx + n_test)
                 for v in image_views:
                     collect_fid("unconditional", v, np.asarray(out[v])[:count])

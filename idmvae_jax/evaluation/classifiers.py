@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from idmvae_jax.evaluation.arrays import map_batches, view_labels
+
 FORMAT_VERSION = 1
 
 
@@ -136,15 +138,6 @@ def make_apply_fn(kind: str, num_classes: int, config: ClassifierConfig
     return apply
 
 
-def _labels_for_view(labels: np.ndarray, m: int, num_views: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim == 1:
-        return labels
-    if labels.ndim == 2 and labels.shape[1] == num_views:
-        return labels[:, m]
-    raise ValueError(f"labels must be (N,) or (N, {num_views}), got shape {labels.shape}")
-
-
 def data_fingerprint(views_train, labels_train, views_test, labels_test, **settings) -> str:
     """SHA-256 over the shapes, dtypes and bytes of the data and the JSON of `settings`."""
     h = hashlib.sha256()
@@ -156,21 +149,6 @@ def data_fingerprint(views_train, labels_train, views_test, labels_test, **setti
             h.update(f"{arr.shape}{arr.dtype.str}".encode())
             h.update(memoryview(arr).cast("B"))
     return h.hexdigest()
-
-
-def _batched_apply(apply_jit, variables, x: np.ndarray, batch_size: int):
-    """Runs `apply_jit(variables, batch)` over fixed-size batches (last one padded)."""
-    n = x.shape[0]
-    logits, feats = [], []
-    for start in range(0, n, batch_size):
-        chunk = x[start:start + batch_size]
-        pad = batch_size - chunk.shape[0]
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)], axis=0)
-        lo, fe = apply_jit(variables, chunk)
-        logits.append(np.asarray(lo)[:batch_size - pad])
-        feats.append(np.asarray(fe)[:batch_size - pad])
-    return np.concatenate(logits, 0), np.concatenate(feats, 0)
 
 
 @dataclasses.dataclass
@@ -216,8 +194,9 @@ class ViewClassifiers:
             return np.zeros((0, self.num_classes), np.float32), np.zeros((0, feat_dim), np.float32)
         if self._device_variables[view_index] is None:
             self._device_variables[view_index] = jax.device_put(self.variables[view_index])
-        return _batched_apply(self._apply[view_index], self._device_variables[view_index], x,
-                              min(self.eval_batch_size, x.shape[0]))
+        variables = self._device_variables[view_index]
+        return map_batches(lambda batch: self._apply[view_index](variables, batch), x,
+                           min(self.eval_batch_size, x.shape[0]))
 
     def logits(self, view_index: int, x) -> np.ndarray:
         """(N, K) float32 logits of view `view_index`'s classifier for inputs x (N, ...)."""
@@ -363,8 +342,8 @@ def train_view_classifiers(views_train: Sequence[np.ndarray], labels_train: np.n
     permutation = jax.jit(jax.random.permutation, static_argnums=1)
     for m in range(num_views):
         x_tr, x_te = np.asarray(views_train[m]), np.asarray(views_test[m])
-        y_tr = _labels_for_view(labels_train, m, num_views).astype(np.int32)
-        y_te = _labels_for_view(labels_test, m, num_views).astype(np.int32)
+        y_tr = view_labels(labels_train, m, num_views).astype(np.int32)
+        y_te = view_labels(labels_test, m, num_views).astype(np.int32)
         if x_tr.shape[0] != y_tr.shape[0]:
             raise ValueError(f"view {m}: {x_tr.shape[0]} training inputs, {y_tr.shape[0]} labels")
         if y_tr.min() < 0 or y_tr.max() >= num_classes:
@@ -409,7 +388,7 @@ def train_view_classifiers(views_train: Sequence[np.ndarray], labels_train: np.n
                              fingerprint or "")
     for m in range(num_views):
         result.test_accuracy[m] = result.accuracy(
-            m, views_test[m], _labels_for_view(labels_test, m, num_views))
+            m, views_test[m], view_labels(labels_test, m, num_views))
         if log is not None:
             log(f"classifier view {m}: test accuracy {result.test_accuracy[m]:.4f}")
     return result

@@ -13,6 +13,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from idmvae_jax.evaluation.arrays import view_labels
+
 LATENT_KINDS = ("u", "z", "w")
 LABEL_KINDS = ("shared", "private")
 
@@ -56,15 +58,6 @@ def _get_labels(labels, kind: str) -> Optional[np.ndarray]:
                 return np.asarray(labels[key])
         return None
     return np.asarray(labels) if kind == "shared" else None
-
-
-def _view_labels(labels: np.ndarray, m: int, num_views: int) -> np.ndarray:
-    """Labels of view m: (N,) labels are shared by every view, (N, M) are per view."""
-    if labels.ndim == 1:
-        return labels
-    if labels.ndim == 2 and labels.shape[1] == num_views:
-        return labels[:, m]
-    raise ValueError(f"labels must be (N,) or (N, {num_views}), got shape {labels.shape}")
 
 
 def latent_probes(latents_train: Mapping[str, np.ndarray], latents_test: Mapping[str, np.ndarray],
@@ -119,8 +112,8 @@ def latent_probes(latents_train: Mapping[str, np.ndarray], latents_test: Mapping
             accs = []
             for m in range(num_views):
                 acc = probe_accuracy(
-                    feats_train[latent_kind][m, :n], _view_labels(y_tr, m, num_views)[:n],
-                    feats_test[latent_kind][m], _view_labels(y_te, m, num_views),
+                    feats_train[latent_kind][m, :n], view_labels(y_tr, m, num_views)[:n],
+                    feats_test[latent_kind][m], view_labels(y_te, m, num_views),
                     max_iter=max_iter)
                 results[f"probe/view{m}/{latent_kind}_{label_kind}"] = acc
                 accs.append(acc)
