@@ -1,11 +1,21 @@
-"""Model-independent evaluation metrics (SPEC §5).
+"""The evaluation of a trained run (SPEC §5), one unit per concern.
 
-* `classifiers`: per-view label classifiers (CNN for images, MLP for vectors), cached on disk,
-  for coherence scores and a Fréchet distance on their penultimate features.
+Run it with `python -m idmvae_jax.evaluate` (the CLI) or `run.evaluate(config, workdir)`.
+
+* `run`: `evaluate(config, workdir)` composes the units below; `compute_metrics` computes every
+  metric from a model's functions and the classifiers, given as plain functions.
+* `runtime`: the mesh and batch size, the checkpoint restored for evaluation, process-0 logging.
+* `model_fns`: a trained model as jitted, batch-sharded host functions (encode, generate).
+* `label_classifiers`: the per-view label classifiers of a run, their budget and cache policy.
+* `classifiers`: the classifier networks, their training and disk cache.
 * `probes`: latent linear probes (logistic regression on posterior means).
+* `coherence`: coherence of generated samples, scored by the classifiers.
+* `fid`: Fréchet distances of generated against real examples (classifier features, FID).
 * `frechet`: the Fréchet distance between Gaussians fitted to feature sets.
 * `inception`: the FID Inception-v3 in Flax and a torch-free loader for its standard weights.
 * `torch_pickle`: the restricted reader (and a writer) for `torch.save` state dicts.
+* `report`: report.md and its figures.
+* `arrays`: fixed-size batches and per-view labels, shared by the units.
 """
 from idmvae_jax.evaluation.frechet import (
     feature_statistics,
