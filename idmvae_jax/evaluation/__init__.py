@@ -7,7 +7,7 @@ Run it with `python -m idmvae_jax.evaluate` (the CLI) or `run.evaluate(config, w
 * `runtime`: the mesh and batch size, the checkpoint restored for evaluation, process-0 logging.
 * `model_fns`: a trained model as jitted, batch-sharded host functions (encode, generate).
 * `label_classifiers`: the per-view label classifiers of a run, their budget and cache policy.
-* `classifiers`: the classifier networks, their training and disk cache.
+* `classifiers`: the classifier networks; `classifier_training`: their training and disk cache.
 * `probes`: latent linear probes (logistic regression on posterior means).
 * `coherence`: coherence of generated samples, scored by the classifiers.
 * `fid`: Fréchet distances of generated against real examples (classifier features, FID).
@@ -23,9 +23,8 @@ from idmvae_jax.evaluation.frechet import (
     frechet_distance_from_features,
 )
 from idmvae_jax.evaluation.probes import latent_probes, probe_accuracy
-from idmvae_jax.evaluation.classifiers import (
-    ClassifierConfig,
-    ViewClassifiers,
+from idmvae_jax.evaluation.classifiers import ClassifierConfig, ViewClassifiers
+from idmvae_jax.evaluation.classifier_training import (
     data_fingerprint,
     load_or_train,
     train_view_classifiers,

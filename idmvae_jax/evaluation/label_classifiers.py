@@ -18,7 +18,8 @@ import numpy as np
 
 from idmvae_jax.data import DataOptions
 from idmvae_jax.evaluation import arrays
-from idmvae_jax.evaluation import classifiers as clf_lib
+from idmvae_jax.evaluation import classifier_training
+from idmvae_jax.evaluation.classifiers import ClassifierConfig
 from idmvae_jax.evaluation import runtime
 
 # At most this many training tuples are read for the classifiers (host memory at 64 px).
@@ -110,9 +111,9 @@ def private_classifier_steps(eval_cfg) -> int:
 
 
 def classifier_config(eval_cfg):
-    """The classifiers' architecture: eval.classifier_<field> for every clf_lib.ClassifierConfig field."""
-    fields = dataclasses.fields(clf_lib.ClassifierConfig)
-    return clf_lib.ClassifierConfig.from_dict({f.name: eval_cfg[f"classifier_{f.name}"] for f in fields})
+    """The classifiers' architecture: eval.classifier_<field> for every ClassifierConfig field."""
+    fields = dataclasses.fields(ClassifierConfig)
+    return ClassifierConfig.from_dict({f.name: eval_cfg[f"classifier_{f.name}"] for f in fields})
 
 
 def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: str,
@@ -123,13 +124,13 @@ def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: 
     common = dict(seed=CLASSIFIER_SEED, learning_rate=float(e.classifier_learning_rate),
                   config=classifier_config(e), log=log)
     n, epochs, bs = classifier_budget(e, len(train["y_shared"]))
-    shared = clf_lib.load_or_train(
+    shared = classifier_training.load_or_train(
         cache_dir, [x[:n] for x in train["x"]], train["y_shared"][:n], info.num_shared_classes,
         test["x"], test["y_shared"], name=f"{info.name}-shared", epochs=epochs, batch_size=bs, **common)
     private, pviews = None, private_views(info, train)
     if pviews:
         n, epochs, bs = classifier_budget(e, len(train["y_shared"]), private_classifier_steps(e))
-        private = clf_lib.load_or_train(
+        private = classifier_training.load_or_train(
             cache_dir, [train["x"][m][:n] for m in pviews], train["y_private"][:n][:, pviews],
             info.num_private_classes, [test["x"][m] for m in pviews], test["y_private"][:, pviews],
             name=f"{info.name}-private", epochs=epochs, batch_size=bs, **common)
