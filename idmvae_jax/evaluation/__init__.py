@@ -13,7 +13,8 @@ Run it with `python -m idmvae_jax.evaluate` (the CLI) or `run.evaluate(config, w
 * `fid`: Fréchet distances of generated against real examples (classifier features, FID).
 * `frechet`: the Fréchet distance between Gaussians fitted to feature sets.
 * `inception`: the FID Inception-v3 in Flax and a torch-free loader for its standard weights.
-* `torch_pickle`: the restricted reader (and a writer) for `torch.save` state dicts.
+* `torch_pickle`: the restricted reader of `torch.save` state dicts; `torch_pickle_writer`: a
+  writer of the same layouts.
 * `report`: report.md and its figures.
 * `arrays`: fixed-size batches and per-view labels, shared by the units.
 """
@@ -40,7 +41,8 @@ from idmvae_jax.evaluation.inception import (
     preprocess_images,
     resolve_fid_weights,
 )
-from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict, save_torch_state_dict
+from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
+from idmvae_jax.evaluation.torch_pickle_writer import save_torch_state_dict
 
 __all__ = [
     "ClassifierConfig",
