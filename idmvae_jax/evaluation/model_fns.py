@@ -20,6 +20,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from idmvae_jax import generation
+from idmvae_jax.data import images
 
 # The purposes a random draw is folded with: example i of purpose p under prior q uses
 # fold_in(fold_in(fold_in(key(seed), PURPOSE[p]), PRIORS.index(q)), i).
@@ -49,7 +50,7 @@ class ModelFns:
 def to_data_format(kind: str, a):
     """Likelihood means -> the data's representation (what the classifiers were trained on)."""
     if kind == "image":
-        return jnp.round(jnp.clip(a, 0.0, 1.0) * 255.0).astype(jnp.uint8)
+        return images.float_to_uint8(a)
     if kind == "caption":
         return jnp.argmax(a, axis=-1).astype(jnp.int32)
     return a.astype(jnp.float32)
