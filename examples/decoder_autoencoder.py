@@ -10,7 +10,8 @@ Laplace likelihood up to constants) or mean (x - x_hat)^2 (`--loss=l2`). It boun
 fast the full model's decoders can learn the digit: their inputs carry less information (KL,
 prior private codes in cross-reconstruction). Every `--eval_every` steps it prints one JSON line:
   recon_digit   accuracy of the evaluation's digit classifier of this view
-                (`evaluate.train_or_load_classifiers`, cached) on the test reconstructions;
+                (`label_classifiers.train_or_load_classifiers`, cached) on the test
+                reconstructions;
   mae           mean |x - x_hat| over the test split, pixel values in [0, 1];
   loss          the training loss of the last step.
 """
@@ -25,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from idmvae_jax import data, evaluate
+from idmvae_jax import data
+from idmvae_jax.evaluation import label_classifiers, model_fns
 from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
 from idmvae_jax.models.decoders import ConvDecoder
 from idmvae_jax.models.encoders import ConvBranch
@@ -57,9 +59,9 @@ def main(argv=None) -> dict:
 
     test = data.load_split(config.data, "test")
     train = data.load_split(config.data, "train",
-                            max_examples=evaluate.classifier_train_size(config.eval, info.splits["train"]))
-    classifiers = evaluate.train_or_load_classifiers(
-        config, info, train, test, evaluate.classifier_cache_dir(config, "/tmp"), log=lambda msg: None)
+                            max_examples=label_classifiers.classifier_train_size(config.eval, info.splits["train"]))
+    classifiers = label_classifiers.train_or_load_classifiers(
+        config, info, train, test, label_classifiers.classifier_cache_dir(config, "/tmp"), log=lambda msg: None)
     x_test = test["x"][args.view].astype(np.float32) / 255.0
 
     k_enc, k_dec = jax.random.split(jax.random.key(config.seed))
@@ -87,7 +89,7 @@ def main(argv=None) -> dict:
     def test_row(p):
         recon = np.concatenate([np.asarray(reconstruct_jit(p, x_test[i:i + 250]))
                                 for i in range(0, len(x_test), 250)])
-        images = np.asarray(evaluate.to_data_format("image", recon))  # uint8, as evaluate scores them
+        images = np.asarray(model_fns.to_data_format("image", recon))  # uint8, as evaluate scores them
         pred = classifiers.predict_shared(args.view, images)
         return dict(recon_digit=round(float(np.mean(pred == test["y_shared"])), 4),
                     mae=round(float(np.mean(np.abs(recon - x_test))), 4))

@@ -6,7 +6,7 @@ r"""Watch the shared code learn the shared label: train, and probe the posterior
 `--objective=crossmi` trains the z encoders (and a learnable critic, if the config has one) with
 L_crossMI alone (`objective.cross_view_infonce_loss` on mu_z, SPEC 2.2); `--objective=full` trains the whole model with `training.loss.loss_fn`. Every
 `--probe_every` steps it prints one JSON line with:
-  probe_z_shared   test accuracy of a logistic-regression probe (metrics.probes.probe_accuracy)
+  probe_z_shared   test accuracy of a logistic-regression probe (evaluation.probes.probe_accuracy)
                    of the shared label from mu_z, fitted on `--num_fit` train tuples, mean over views;
   probe_w_shared   the same from the private means mu_w (where else the encoders keep the label);
   cos_same/cos_other  mean cosine between mu_z of views 0 and 1 of the same tuple / of different
@@ -31,7 +31,7 @@ from idmvae_jax.objective import cross_view_infonce_loss
 from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
-from idmvae_jax.metrics.probes import probe_accuracy
+from idmvae_jax.evaluation.probes import probe_accuracy
 from idmvae_jax.models.multimodal import make_model
 
 

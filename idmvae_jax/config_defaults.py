@@ -124,7 +124,7 @@ def base_config() -> ml_collections.ConfigDict:
         split="test", batch_size=256, num_fit=10_000, fid_samples=10_000, fid_weights="",
         classifier_steps=2000, classifier_batch_size=128, classifier_learning_rate=1e-3,
         classifier_private_steps=0,  # Adam steps of the private-label classifiers (0 = classifier_steps)
-        # architecture of the per-view classifiers (metrics.classifiers.ClassifierConfig)
+        # architecture of the per-view classifiers (evaluation.classifiers.ClassifierConfig)
         classifier_conv_features=(32, 64, 64), classifier_convs_per_level=1, classifier_hidden=128,
         classifier_mlp_hidden=(256, 128), classifier_max_shift=1,
         priors=("gaussian", "diffusion"),

@@ -13,50 +13,19 @@ status 143; the same command resumes.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples.")
-_DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() with cluster auto-detection.")
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS", ""),
-    "host:port of process 0's coordinator (explicit multi-process set-up).")
-_NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes", int(os.environ.get("JAX_NUM_PROCESSES", "0") or 0), "Number of processes.")
-_PROCESS_ID = flags.DEFINE_integer(
-    "process_id", int(os.environ.get("JAX_PROCESS_ID", "-1") or -1), "This process's index.")
+from idmvae_jax import flags as run_flags
+
+run_flags.define_run_flags()
 flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
 
 # Exit status after a signal-requested stop with its checkpoint saved: 128 + SIGTERM, the status
 # of a process the signal ended, so schedulers and launchers see a stopped, not finished, run.
 EXIT_PREEMPTED = 143
-
-
-def initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
-                           auto: bool = False) -> bool:
-    """Initialises jax.distributed when asked; returns whether it did."""
-    import jax
-
-    if coordinator:
-        if num_processes < 1 or process_id < 0:
-            raise app.UsageError("--coordinator_address needs --num_processes and --process_id")
-        if "cpu" in (os.environ.get("JAX_PLATFORMS") or ""):
-            try:  # CPU processes need a collectives backend (gloo is the default on recent jax)
-                jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            except AttributeError:
-                pass
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
-        return True
-    if auto:
-        jax.distributed.initialize()
-        return True
-    return False
 
 
 def _quiet_orbax() -> None:
@@ -70,7 +39,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     _quiet_orbax()
-    initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
+    run_flags.initialize_distributed_from_flags(FLAGS)
 
     import jax
     import flax
@@ -86,9 +55,9 @@ def main(argv):
                  jax.process_count(), jax.local_device_count(), jax.device_count(), jax.local_devices())
     if jax.process_index() == 0:
         print(f"idmvae_jax: {jax.device_count()} {jax.default_backend()} device(s), "
-              f"{jax.process_count()} process(es); workdir {_WORKDIR.value}", flush=True)
+              f"{jax.process_count()} process(es); workdir {FLAGS.workdir}", flush=True)
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except train.NonFiniteLossError as error:
         logging.error("%s", error)
         print(f"ERROR: {error}", file=sys.stderr, flush=True)

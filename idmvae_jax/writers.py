@@ -131,27 +131,24 @@ class Progress:
 
 # ------------------------------------------------------------------------------------ images
 def image_grid(rows: Sequence[np.ndarray], pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """Tiles rows of images into one (H, W, 3) array.
+    """Tiles rows of images into one (H, W, 3) float32 array in [0, 1].
 
     rows: a list of R arrays (N, h, w, C) (C in {1, 3}; the same h, w, C for every row; floats in
     [0, 1] or uint8)."""
+    from idmvae_jax.data import images  # (the data package imports tensorflow_datasets)
+
     rows = [np.asarray(r) for r in rows]
     rows = [r.astype(np.float32) / 255.0 if r.dtype == np.uint8 else r.astype(np.float32) for r in rows]
-    n = max(r.shape[0] for r in rows)
-    h, w, c = rows[0].shape[1:]
-    grid = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), pad_value, np.float32)
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            img = np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img[..., :3]
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            grid[y:y + h, x:x + w] = np.clip(img, 0.0, 1.0)
-    return grid
+    return images.tile([[np.clip(images.to_rgb(img), 0.0, 1.0) for img in row] for row in rows],
+                       pad=pad, fill=pad_value)
 
 
 def save_png(path: str, image: np.ndarray) -> str:
     """Writes an (H, W, 3) float [0, 1] image as PNG."""
     from PIL import Image
 
+    from idmvae_jax.data import images
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)).save(path)
+    Image.fromarray(images.float_to_uint8(np.asarray(image))).save(path)
     return path

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from idmvae_jax import evaluate as ev
+from idmvae_jax.evaluation import label_classifiers as lc
+from idmvae_jax.evaluation import model_fns as mf
+from idmvae_jax.evaluation import run
 from idmvae_jax.data import DatasetInfo, ViewInfo
-from idmvae_jax.metrics import report as report_lib
+from idmvae_jax.evaluation import report as report_lib
 from conftest import disabled_optimizations
 
 
@@ -60,7 +63,7 @@ class ArgmaxClassifier:
 
 
 def oracle_classifiers(m=3, private=True):
-    return ev.Classifiers(ArgmaxClassifier(0, K, m),
+    return lc.Classifiers(ArgmaxClassifier(0, K, m),
                           ArgmaxClassifier(K, K + P, m) if private else None,
                           tuple(range(m)) if private else ())
 
@@ -87,7 +90,7 @@ def oracle_fns(m=3):
         y = _draw(idx, 7, K)
         return [vec(y, _draw(idx, 200 + v, P)) for v in range(m)]
 
-    return ev.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
+    return mf.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
 
 
 def ignoring_fns(m=3):
@@ -103,13 +106,13 @@ def ignoring_fns(m=3):
     cross = lambda xs, idx: [[rand(idx, 10 * e + d) for d in range(m)] for e in range(m)]  # noqa: E731
     private = lambda xs, idx: [rand(idx, 300 + 2 * e) for e in range(m)]  # noqa: E731
     unconditional = lambda idx: [rand(idx, 400 + 2 * v) for v in range(m)]  # noqa: E731
-    return ev.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
+    return mf.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
 
 
 def test_oracle_model_reaches_the_ideal_values():
     train, test = vector_data(600, seed=1), vector_data(800, seed=2)
-    metrics, art = ev.compute_metrics(oracle_fns(), oracle_classifiers(), vector_info(), train, test,
-                                      ev.EvalSettings(batch_size=128, num_fit=500), log=lambda s: None)
+    metrics, art = run.compute_metrics(oracle_fns(), oracle_classifiers(), vector_info(), train, test,
+                                       run.EvalSettings(batch_size=128, num_fit=500), log=lambda s: None)
     for key in ("coherence/self", "coherence/cross", "coherence/unconditional", "coherence/private",
                 "probe/z_shared", "probe/w_private", "classifier/shared_acc", "classifier/private_acc"):
         assert metrics[key] == 1.0, key
@@ -128,8 +131,8 @@ def test_oracle_model_reaches_the_ideal_values():
 
 def test_model_ignoring_its_input_is_at_chance():
     train, test = vector_data(400, seed=1), vector_data(800, seed=2)
-    metrics, _ = ev.compute_metrics(ignoring_fns(), oracle_classifiers(), vector_info(), train, test,
-                                    ev.EvalSettings(batch_size=100, num_fit=400), log=lambda s: None)
+    metrics, _ = run.compute_metrics(ignoring_fns(), oracle_classifiers(), vector_info(), train, test,
+                                     run.EvalSettings(batch_size=100, num_fit=400), log=lambda s: None)
     for key, chance in (("coherence/self", 1 / K), ("coherence/cross", 1 / K),
                         ("coherence/private", 1 / P), ("coherence/private_leak", 1 / K),
                         ("coherence/unconditional", 1 / K ** 2), ("probe/z_shared", 1 / K),
@@ -140,9 +143,9 @@ def test_model_ignoring_its_input_is_at_chance():
 def test_without_private_labels_the_private_keys_are_omitted(tmp_path):
     train, test = vector_data(200, seed=1, private=False), vector_data(64, seed=2, private=False)
     info = vector_info(private=False)
-    metrics, art = ev.compute_metrics(oracle_fns(), oracle_classifiers(private=False), info, train,
-                                      test, ev.EvalSettings(batch_size=32, num_fit=200),
-                                      log=lambda s: None)
+    metrics, art = run.compute_metrics(oracle_fns(), oracle_classifiers(private=False), info, train,
+                                       test, run.EvalSettings(batch_size=32, num_fit=200),
+                                       log=lambda s: None)
     assert not [k for k in metrics if "private" in k and "private_leak" not in k]
     assert {"probe/z_shared", "probe/w_shared", "coherence/self", "coherence/cross",
             "coherence/unconditional", "coherence/private_leak", "classifier/shared_acc"} <= set(metrics)
@@ -161,9 +164,9 @@ def test_private_metrics_only_for_views_with_a_private_label():
     info = vector_info()
     info = dataclasses.replace(info, views=tuple(
         dataclasses.replace(v, has_private_label=(i != 1)) for i, v in enumerate(info.views)))
-    classifiers = ev.Classifiers(ArgmaxClassifier(0, K, 3), ArgmaxClassifier(K, K + P, 2), (0, 2))
-    metrics, _ = ev.compute_metrics(oracle_fns(), classifiers, info, train, test,
-                                    ev.EvalSettings(batch_size=64, num_fit=300), log=lambda s: None)
+    classifiers = lc.Classifiers(ArgmaxClassifier(0, K, 3), ArgmaxClassifier(K, K + P, 2), (0, 2))
+    metrics, _ = run.compute_metrics(oracle_fns(), classifiers, info, train, test,
+                                     run.EvalSettings(batch_size=64, num_fit=300), log=lambda s: None)
     assert metrics["coherence/private"] == 1.0 and metrics["probe/w_private"] == 1.0
     assert "probe/view2/w_private" in metrics and "probe/view1/w_private" not in metrics
     assert "probe/view1/w_shared" in metrics
@@ -240,16 +243,16 @@ def test_fid_keys_with_a_feature_function_on_image_views():
         y_u = _draw(idx, 2, K)
         return [_label_image(y_u, idx, 90 + v) for v in range(m)]
 
-    fns = ev.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
+    fns = mf.ModelFns(encode, {"gaussian": cross}, {"gaussian": private}, {"gaussian": unconditional})
     feature_calls = []
 
     def fid_features(images):
         feature_calls.append(len(images))
         return np.asarray(images, np.float64).reshape(len(images), -1)[:, :5]
 
-    settings = ev.EvalSettings(batch_size=16, num_fit=n, fid_samples=60, fid_feature_fn=fid_features)
-    metrics, _ = ev.compute_metrics(fns, ev.Classifiers(BrightnessClassifier()), info, train, test,
-                                    settings, log=lambda s: None)
+    settings = run.EvalSettings(batch_size=16, num_fit=n, fid_samples=60, fid_feature_fn=fid_features)
+    metrics, _ = run.compute_metrics(fns, lc.Classifiers(BrightnessClassifier()), info, train, test,
+                                     settings, log=lambda s: None)
     assert metrics["coherence/self"] == 1.0 and metrics["coherence/cross"] == 1.0
     for key in ("fid/unconditional", "fid/cross", "fid/view0/unconditional", "fid/view1/cross"):
         assert np.isfinite(metrics[key]) and metrics[key] >= -1e-6, key
@@ -268,23 +271,23 @@ def test_pca_recovers_the_leading_direction():
 
 def test_classifier_budget_realises_the_steps():
     e = type("E", (), {"classifier_batch_size": 32, "classifier_steps": 30})()
-    assert ev.classifier_budget(e, 10_000) == (960, 1, 32)
-    assert ev.classifier_budget(e, 320) == (320, 3, 32)
-    assert ev.classifier_budget(e, 8) == (8, 30, 8)  # one step per epoch
-    assert ev.classifier_budget(e, 10_000, steps=3) == (96, 1, 32)
+    assert lc.classifier_budget(e, 10_000) == (960, 1, 32)
+    assert lc.classifier_budget(e, 320) == (320, 3, 32)
+    assert lc.classifier_budget(e, 8) == (8, 30, 8)  # one step per epoch
+    assert lc.classifier_budget(e, 10_000, steps=3) == (96, 1, 32)
 
 
 def test_classifier_architecture_comes_from_the_eval_config():
     from idmvae_jax import config_defaults
-    from idmvae_jax.metrics.classifiers import ClassifierConfig
+    from idmvae_jax.evaluation.classifiers import ClassifierConfig
 
     e = config_defaults.base_config().eval
-    assert ev.classifier_config(e) == ClassifierConfig()  # the eval defaults are the library's
+    assert lc.classifier_config(e) == ClassifierConfig()  # the eval defaults are the library's
     e.classifier_convs_per_level, e.classifier_conv_features = 2, (16, 32, 64)
-    assert ev.classifier_config(e) == ClassifierConfig(conv_features=(16, 32, 64), convs_per_level=2)
-    assert ev.private_classifier_steps(e) == e.classifier_steps  # 0 = the shared label's budget
+    assert lc.classifier_config(e) == ClassifierConfig(conv_features=(16, 32, 64), convs_per_level=2)
+    assert lc.private_classifier_steps(e) == e.classifier_steps  # 0 = the shared label's budget
     e.classifier_private_steps = 300
-    assert ev.private_classifier_steps(e) == 300
+    assert lc.private_classifier_steps(e) == 300
 
 
 # =============================================================================== the CLI
@@ -426,11 +429,11 @@ def test_generation_does_not_depend_on_batch_size_or_devices(npz_data, fast_comp
     params = state.params
     test = load_split(config.data, "test", max_examples=16)
     idx = np.arange(16, dtype=np.int32)
-    fns8 = ev.make_model_fns(params, cfg, mesh8, seed=3, priors=("gaussian", "diffusion"))
+    fns8 = mf.make_model_fns(params, cfg, mesh8, seed=3, priors=("gaussian", "diffusion"))
     full = fns8.cross["diffusion"](test["x"], idx)
     half = fns8.cross["diffusion"]([x[8:] for x in test["x"]], idx[8:])
     params1 = jax.device_put(params, jax.sharding.NamedSharding(mesh1, jax.sharding.PartitionSpec()))
-    fns1 = ev.make_model_fns(params1, cfg, mesh1, seed=3, priors=("gaussian",))
+    fns1 = mf.make_model_fns(params1, cfg, mesh1, seed=3, priors=("gaussian",))
     one = fns1.unconditional["gaussian"](idx)
     eight = fns8.unconditional["gaussian"](idx)
     # Equal up to float round-off (which may flip a uint8 pixel by one level); view 2 is a vector.
@@ -441,5 +444,5 @@ def test_generation_does_not_depend_on_batch_size_or_devices(npz_data, fast_comp
     for v in range(3):
         np.testing.assert_allclose(one[v].astype(np.float32), eight[v].astype(np.float32),
                                    atol=1.0 if v < 2 else 1e-5)
-    other_seed = ev.make_model_fns(params, cfg, mesh8, seed=4, priors=("gaussian",))
+    other_seed = mf.make_model_fns(params, cfg, mesh8, seed=4, priors=("gaussian",))
     assert not np.allclose(other_seed.unconditional["gaussian"](idx)[2], eight[2])

@@ -1,10 +1,14 @@
-"""PNG bytes without TensorFlow, and resampling.
+"""PNG bytes without TensorFlow, resampling, and the pixel helpers every image writer shares.
 
 TFDS encodes numpy images with TensorFlow, so the builders hand `tfds.features.Image` ready PNG
 bytes instead. Encoding uses a minimal standard-library writer (8-bit, filter type 0, one IDAT
 chunk, zlib): it is ~3x faster than Pillow's `Image.save` on 32×32 images, where Pillow's per-call
 overhead dominates, and its bytes are fully determined by the pixels. Decoding uses Pillow (as
 TFDS does when it reads the images back).
+
+`float_to_uint8`, `to_rgb`, `to_uint8_rgb` and `tile` (a grid of images) serve everything that
+draws images: the dataset preview, the training sample grids (`writers`) and the evaluation's
+figures and data-format conversion (`evaluation.report`, `evaluation.model_fns`).
 """
 from __future__ import annotations
 
@@ -82,3 +86,60 @@ def resize_uint8(images: np.ndarray, height: int, width: int) -> np.ndarray:
     else:
         out = np.einsum("ih,nhwc,jw->nijc", rows, values, cols, optimize=True)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------ pixels and grids
+def float_to_uint8(x):
+    """Floats in [0, 1] -> uint8: clipped, times 255, rounded half to even; numpy and jax arrays
+    alike (computed in x's own precision, so it also runs inside jit)."""
+    return (x.clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """One image (h, w), (h, w, 1) or (h, w, C >= 3) -> (h, w, 3): grey repeated, alpha dropped."""
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+
+
+def to_uint8_rgb(image) -> np.ndarray:
+    """One image, uint8 or float in [0, 1], (h, w) or (h, w, 1|3) -> (h, w, 3) uint8."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = float_to_uint8(a.astype(np.float64))
+    a = to_rgb(a)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        raise ValueError(f"cannot draw an image of shape {np.asarray(image).shape}")
+    return a
+
+
+def tile(cells, *, pad: int = 2, fill=255, scale: int = 1, top: int | None = None,
+         left: int | None = None, bottom: int = 0, right: int = 0, gap_every: int = 0,
+         gap: int = 6) -> np.ndarray:
+    """Pastes cells[r][c] ((h, w, 3) arrays of one dtype, or None for an empty cell) into one
+    (H, W, 3) array of that dtype filled with `fill`.
+
+    Cells are enlarged `scale` times (pixel repetition) and laid out on a grid of the largest cell
+    size plus `pad`: cell (r, c) starts at (top + r * (h + pad), left + c * (w + pad) + (c //
+    gap_every) * gap) (top, left default to pad); `bottom` and `right` add margins after the last
+    row's and column's pad.
+    """
+    top = pad if top is None else top
+    left = pad if left is None else left
+    present = [c for row in cells for c in row if c is not None]
+    h = max(c.shape[0] for c in present) * scale
+    w = max(c.shape[1] for c in present) * scale
+    rows, cols = len(cells), max(len(row) for row in cells)
+    gaps = (cols - 1) // gap_every if gap_every else 0
+    grid = np.full((top + rows * (h + pad) + bottom, left + cols * (w + pad) + gaps * gap + right, 3),
+                   fill, dtype=present[0].dtype)
+    for r, row in enumerate(cells):
+        for c, cell in enumerate(row):
+            if cell is None:
+                continue
+            if scale > 1:
+                cell = cell.repeat(scale, axis=0).repeat(scale, axis=1)
+            y = top + r * (h + pad)
+            x = left + c * (w + pad) + (c // gap_every if gap_every else 0) * gap
+            grid[y:y + cell.shape[0], x:x + cell.shape[1]] = cell
+    return grid

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from idmvae_jax.data.images import tile, to_rgb
 from idmvae_jax.data.pipeline import load_split
 
 
@@ -24,18 +25,8 @@ def tuple_grid(batch: dict, num_tuples: int, scale: int = 2, pad: int = 2,
     views = [np.asarray(x[:num_tuples]) for x in batch["x"] if np.asarray(x).dtype == np.uint8]
     if not views:
         raise ValueError("the dataset has no image views to preview")
-    height, width = views[0].shape[1] * scale, views[0].shape[2] * scale
-    rows = views[0].shape[0]
-    grid = np.full((rows * (height + pad) + pad, label_width + len(views) * (width + pad) + pad, 3),
-                   255, dtype=np.uint8)
-    for r in range(rows):
-        for c, view in enumerate(views):
-            tile = view[r]
-            tile = np.repeat(tile, 3, axis=-1) if tile.shape[-1] == 1 else tile[..., :3]
-            tile = tile.repeat(scale, axis=0).repeat(scale, axis=1)
-            top, left = pad + r * (height + pad), label_width + pad + c * (width + pad)
-            grid[top:top + height, left:left + width] = tile
-    return grid
+    cells = [[to_rgb(view[r]) for view in views] for r in range(views[0].shape[0])]
+    return tile(cells, pad=pad, scale=scale, left=label_width + pad)
 
 
 def write_preview(data_cfg, out: str, *, split: str = "train", num_tuples: int = 8,

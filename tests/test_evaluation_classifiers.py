@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from idmvae_jax.metrics import classifiers as clf_lib
-from idmvae_jax.metrics import ClassifierConfig, ViewClassifiers, load_or_train, train_view_classifiers
+from idmvae_jax.evaluation import classifier_training
+from idmvae_jax.evaluation import classifiers as clf_lib
+from idmvae_jax.evaluation import ClassifierConfig, ViewClassifiers, load_or_train, train_view_classifiers
 
 SMALL = ClassifierConfig(conv_features=(8, 16), hidden=32, mlp_hidden=(32,), max_shift=1)
 TRAIN_KW = dict(epochs=6, batch_size=32, learning_rate=3e-3, config=SMALL)
@@ -109,7 +110,7 @@ def test_load_or_train_caches_and_invalidates(task, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(clf_lib, "train_view_classifiers", no_training)
+    monkeypatch.setattr(classifier_training, "train_view_classifiers", no_training)
     again = load_or_train(str(tmp_path), views_tr, y_tr, 4, views_te, y_te, name="digit", **kw)
     assert again.fingerprint == first.fingerprint
     np.testing.assert_array_equal(again.logits(0, views_te[0]), first.logits(0, views_te[0]))
@@ -131,7 +132,7 @@ def test_random_shift_translates_whole_images():
     import jax
 
     x = np.arange(2 * 6 * 6 * 1, dtype=np.float32).reshape(2, 6, 6, 1)
-    out = np.asarray(clf_lib.random_shift(x, jax.random.key(0), 2))
+    out = np.asarray(classifier_training.random_shift(x, jax.random.key(0), 2))
     assert out.shape == x.shape
     padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
     for i in range(2):  # every output is some 6x6 window of the edge-padded image

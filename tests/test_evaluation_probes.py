@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from idmvae_jax.metrics import latent_probes, probe_accuracy
+from idmvae_jax.evaluation import latent_probes, probe_accuracy
 
 
 def _one_hot(y, k):

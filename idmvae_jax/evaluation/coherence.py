@@ -20,8 +20,8 @@ The scoring functions (`conditional_coherence_matrix`, `self_and_cross`, `label_
 `unconditional_agreement`, `label_entropy`) are pure numpy over predicted labels. The drivers
 (`conditional_coherence`, `private_coherence`, `unconditional_coherence`,
 `coherence_metrics`) run generation functions over the data in fixed-size batches (the last one
-padded, then trimmed) and classify each batch with `predict(view, x) -> (B,) labels`, so memory
-stays bounded. Classifiers see whole (padded) batches, so they meet one batch shape; their
+padded, then trimmed: `arrays.iterate_batches`) and classify each batch with
+`predict(view, x) -> (B,) labels`, so memory stays bounded. Classifiers see whole (padded) batches, so they meet one batch shape; their
 predictions for the padding are dropped. Generation functions receive the global indices of the
 examples of a batch: a generator that derives its randomness from (seed, index) gives numbers that
 do not depend on the batch size or the number of devices.
@@ -32,6 +32,8 @@ import math
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+
+from idmvae_jax.evaluation.arrays import iterate_batches, trim, view_labels
 
 # predict(view_index, x (B, ...)) -> (B,) integer labels.
 PredictFn = Callable[[int, np.ndarray], np.ndarray]
@@ -120,41 +122,6 @@ def max_entropy(num_classes: int) -> float:
     return float(math.log(num_classes))
 
 
-# --------------------------------------------------------------------------------- batching
-def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
-    pad = size - a.shape[0]
-    if pad <= 0:
-        return a
-    return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)], axis=0)
-
-
-def iterate_batches(num: int, batch_size: int, xs: Optional[Sequence[np.ndarray]] = None):
-    """Yields (start, count, idx (batch_size,) int32, xs_batch or None); the last batch is padded
-    by repeating its last example (count says how many are real)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    for start in range(0, num, batch_size):
-        count = min(batch_size, num - start)
-        idx = _pad_to(np.arange(start, start + count, dtype=np.int32), batch_size)
-        xb = None if xs is None else [_pad_to(np.asarray(x[start:start + count]), batch_size) for x in xs]
-        yield start, count, idx, xb
-
-
-def _trim(tree, count: int):
-    if isinstance(tree, (list, tuple)):
-        return [_trim(t, count) for t in tree]
-    return np.asarray(tree)[:count]
-
-
-def _view_labels(labels, m: int, num_views: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim == 1:
-        return labels
-    if labels.ndim == 2 and labels.shape[1] == num_views:
-        return labels[:, m]
-    raise ValueError(f"labels must be (N,) or (N, {num_views}), got shape {labels.shape}")
-
-
 # --------------------------------------------------------------------------------- drivers
 def conditional_coherence(cross_fn: CrossFn, predict_shared: PredictFn, xs: Sequence[np.ndarray],
                           shared_labels, *, batch_size: int,
@@ -168,7 +135,7 @@ def conditional_coherence(cross_fn: CrossFn, predict_shared: PredictFn, xs: Sequ
     for start, count, idx, xb in iterate_batches(n, batch_size, xs):
         out = cross_fn(xb, idx)
         if on_batch is not None:
-            on_batch("cross", start, _trim(out, count))
+            on_batch("cross", start, trim(out, count))
         for e in range(m):
             for d in range(m):
                 preds[e, d, start:start + count] = predict_shared(d, out[e][d])[:count]
@@ -204,7 +171,7 @@ def private_coherence(private_fn: PrivateFn, predict_shared: PredictFn,
     for start, count, idx, xb in iterate_batches(n, batch_size, xs):
         out = private_fn(xb, idx)
         if on_batch is not None:
-            on_batch("private", start, _trim(out, count))
+            on_batch("private", start, trim(out, count))
         for e in range(m):
             pred_shared[e, start:start + count] = predict_shared(e, out[e])[:count]
             if e in private_views:
@@ -217,7 +184,7 @@ def private_coherence(private_fn: PrivateFn, predict_shared: PredictFn,
     if has_private:
         per_view = np.full((m,), np.nan)
         for e in private_views:
-            per_view[e] = np.mean(pred_private[e] == _view_labels(private_labels, e, m))
+            per_view[e] = np.mean(pred_private[e] == view_labels(private_labels, e, m))
         result["private_per_view"] = per_view
         result["private"] = float(np.nanmean(per_view)) if private_views else float("nan")
     return result
@@ -235,7 +202,7 @@ def unconditional_coherence(unconditional_fn: UnconditionalFn, predict_shared: P
     for start, count, idx, _ in iterate_batches(num_samples, batch_size):
         out = unconditional_fn(idx)
         if on_batch is not None:
-            on_batch("unconditional", start, _trim(out, count))
+            on_batch("unconditional", start, trim(out, count))
         for v in range(num_views):
             preds[v, start:start + count] = predict_shared(v, out[v])[:count]
     return {

@@ -18,6 +18,8 @@ from typing import Any, List, Mapping, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from idmvae_jax.data import images
+
 PRIOR_TITLES = {"gaussian": "Gaussian prior", "diffusion": "diffusion prior"}
 PRIOR_SUFFIX = {"gaussian": "", "diffusion": "_diffusion"}
 # tab10
@@ -37,20 +39,6 @@ def _color(label: int):
 
 
 # ------------------------------------------------------------------------------------ images
-def to_uint8_image(x) -> np.ndarray:
-    """One image (H, W), (H, W, 1|3) as uint8 or float in [0, 1] -> (H, W, 3) uint8."""
-    a = np.asarray(x)
-    if a.dtype != np.uint8:
-        a = np.round(np.clip(a.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    if a.ndim != 3 or a.shape[-1] != 3:
-        raise ValueError(f"cannot draw an image of shape {np.asarray(x).shape}")
-    return a
-
-
 def is_drawable(kind: str, shape: Sequence[int]) -> bool:
     """Image views with 1 or 3 channels (or none) can be drawn."""
     return kind == "image" and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3)))
@@ -59,35 +47,21 @@ def is_drawable(kind: str, shape: Sequence[int]) -> bool:
 def _grid(cells: List[List[Optional[np.ndarray]]], row_labels: Sequence[str], col_labels: Sequence[str],
           pad: int = 2, gap_every: int = 0) -> Image.Image:
     """Pastes cells[r][c] (uint8 (h, w, 3) or None) into one picture with labels."""
-    rows, cols = len(cells), max(len(r) for r in cells)
     ch = max(c.shape[0] for r in cells for c in r if c is not None)
     cw = max(c.shape[1] for r in cells for c in r if c is not None)
     scale = max(1, int(math.ceil(48 / max(ch, cw))))  # small images are enlarged (nearest)
     ch, cw = ch * scale, cw * scale
     left, top = 64, 18
-    gaps = (cols - 1) // gap_every if gap_every else 0
-    width = left + cols * (cw + pad) + gaps * 6 + pad
-    height = top + rows * (ch + pad) + pad
-    img = Image.new("RGB", (width, height), (255, 255, 255))
+    img = Image.fromarray(images.tile(cells, pad=pad, scale=scale, top=top, left=left, bottom=pad,
+                                      right=pad, gap_every=gap_every))
     draw = ImageDraw.Draw(img)
     font = _font()
-
-    def x0(c):
-        return left + c * (cw + pad) + (c // gap_every if gap_every else 0) * 6
-
-    for r, row in enumerate(cells):
-        y = top + r * (ch + pad)
-        draw.text((4, y + ch // 2 - 6), row_labels[r], fill=(0, 0, 0), font=font)
-        for c, cell in enumerate(row):
-            if cell is None:
-                continue
-            tile = Image.fromarray(cell)
-            if scale > 1:
-                tile = tile.resize((cell.shape[1] * scale, cell.shape[0] * scale), Image.NEAREST)
-            img.paste(tile, (x0(c), y))
+    for r in range(len(cells)):
+        draw.text((4, top + r * (ch + pad) + ch // 2 - 6), row_labels[r], fill=(0, 0, 0), font=font)
     for c, label in enumerate(col_labels):
         if label:
-            draw.text((x0(c), 2), label, fill=(0, 0, 0), font=font)
+            x0 = left + c * (cw + pad) + (c // gap_every if gap_every else 0) * 6
+            draw.text((x0, 2), label, fill=(0, 0, 0), font=font)
     return img
 
 
@@ -105,9 +79,9 @@ def save_cross_grid(path: str, sources: Sequence[np.ndarray], cross: Sequence[Se
             *(len(sources[e]) for e in views))
     cells, row_labels = [], []
     for e in views:
-        row = [to_uint8_image(sources[e][i]) for i in range(k)]
+        row = [images.to_uint8_rgb(sources[e][i]) for i in range(k)]
         for d in views:
-            row += [to_uint8_image(cross[e][d][i]) for i in range(k)]
+            row += [images.to_uint8_rgb(cross[e][d][i]) for i in range(k)]
         cells.append(row)
         row_labels.append(f"from {e}")
     col_labels = []
@@ -123,7 +97,7 @@ def save_sample_grid(path: str, samples: Sequence[np.ndarray], views: Sequence[i
     if not views:
         return None
     k = min(len(samples[v]) for v in views)
-    cells = [[to_uint8_image(samples[v][i]) for i in range(k)] for v in views]
+    cells = [[images.to_uint8_rgb(samples[v][i]) for i in range(k)] for v in views]
     _grid(cells, [f"view {v}" for v in views], [str(i) for i in range(k)]).save(path)
     return path
 

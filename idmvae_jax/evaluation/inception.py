@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.metrics import frechet
-from idmvae_jax.metrics.torch_pickle import load_torch_state_dict
+from idmvae_jax.evaluation import frechet
+from idmvae_jax.evaluation.arrays import map_batches
+from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = (
@@ -363,17 +364,10 @@ def make_fid_feature_fn(variables, *, batch_size: int = 50, image_size: int = FI
             images = images[..., None]
         if images.ndim != 4:
             raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}")
-        n = images.shape[0]
-        out = []
-        for start in range(0, n, batch_size):
-            chunk = images[start:start + batch_size]
-            pad = batch_size - chunk.shape[0]
-            if pad:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)], axis=0)
-            out.append(np.asarray(batch_features(variables, chunk))[:batch_size - pad])
-        if not out:
+        if images.shape[0] == 0:
             return np.zeros((0, FID_FEATURE_DIM // channel_divisor))
-        return np.concatenate(out, axis=0).astype(np.float64)
+        out = map_batches(lambda batch: batch_features(variables, batch), images, batch_size)
+        return out.astype(np.float64)
 
     return features
 

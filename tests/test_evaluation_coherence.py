@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from idmvae_jax.metrics import coherence as coh
+from idmvae_jax.evaluation import coherence as coh
 
 K, P, M = 10, 4, 3  # shared classes, private classes, views
 

@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idmvae_jax.metrics import frechet_distance_from_features
-from idmvae_jax.metrics import inception as inc
-from idmvae_jax.metrics.torch_pickle import load_torch_state_dict, save_torch_state_dict
+from idmvae_jax.evaluation import frechet_distance_from_features
+from idmvae_jax.evaluation import inception as inc
+from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
+from idmvae_jax.evaluation.torch_pickle_writer import save_torch_state_dict
 
 # ------------------------------------------------------------------ the PyTorch key/shape table
 # (name, in_channels, out_channels, kernel (kh, kw)) of every BasicConv2d, in module order.

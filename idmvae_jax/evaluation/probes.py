@@ -5,13 +5,19 @@ latent {u = [w, z], z, w} × label {shared, private}, no feature scaling, fitted
 `n_fit` training examples and scored (accuracy) on the test split. Ideal values for a
 disentangled model: z -> shared high, z -> private at chance, w -> private high, w -> shared at
 chance, u -> both high.
+
+`latent_probes` scores given posterior means; `probe_metrics` computes them first with a model's
+`encode_means(xs) -> (mu_z (M, B, Z), mu_w (M, B, W))` (`model_fns.ModelFns.encode_means`, or any
+function of that contract) in fixed-size batches.
 """
 import warnings
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+
+from idmvae_jax.evaluation.arrays import iterate_batches, view_labels
 
 LATENT_KINDS = ("u", "z", "w")
 LABEL_KINDS = ("shared", "private")
@@ -56,15 +62,6 @@ def _get_labels(labels, kind: str) -> Optional[np.ndarray]:
                 return np.asarray(labels[key])
         return None
     return np.asarray(labels) if kind == "shared" else None
-
-
-def _view_labels(labels: np.ndarray, m: int, num_views: int) -> np.ndarray:
-    """Labels of view m: (N,) labels are shared by every view, (N, M) are per view."""
-    if labels.ndim == 1:
-        return labels
-    if labels.ndim == 2 and labels.shape[1] == num_views:
-        return labels[:, m]
-    raise ValueError(f"labels must be (N,) or (N, {num_views}), got shape {labels.shape}")
 
 
 def latent_probes(latents_train: Mapping[str, np.ndarray], latents_test: Mapping[str, np.ndarray],
@@ -119,10 +116,52 @@ def latent_probes(latents_train: Mapping[str, np.ndarray], latents_test: Mapping
             accs = []
             for m in range(num_views):
                 acc = probe_accuracy(
-                    feats_train[latent_kind][m, :n], _view_labels(y_tr, m, num_views)[:n],
-                    feats_test[latent_kind][m], _view_labels(y_te, m, num_views),
+                    feats_train[latent_kind][m, :n], view_labels(y_tr, m, num_views)[:n],
+                    feats_test[latent_kind][m], view_labels(y_te, m, num_views),
                     max_iter=max_iter)
                 results[f"probe/view{m}/{latent_kind}_{label_kind}"] = acc
                 accs.append(acc)
             results[f"probe/{latent_kind}_{label_kind}"] = float(np.mean(accs))
     return results
+
+
+def probe_metrics(encode_means: Callable, train_xs, test_xs, train_labels: dict, test_labels: dict,
+                  pviews: Sequence[int], *, batch_size: int, num_fit: Optional[int]
+                  ) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+    """Latent probes of the posterior means (the private ones on the views `pviews` only).
+
+    Returns (the `probe/...` metrics, the split's posterior means {'z', 'w'} (M, N, dim)).
+    """
+    def means(xs):
+        n = len(xs[0])
+        zs, ws = [], []
+        for start, count, _, xb in iterate_batches(n, batch_size, xs):
+            z, w = encode_means(xb)
+            zs.append(np.asarray(z)[:, :count])
+            ws.append(np.asarray(w)[:, :count])
+        return {"z": np.concatenate(zs, 1), "w": np.concatenate(ws, 1)}
+
+    n_fit = None if not num_fit or num_fit <= 0 else int(num_fit)
+    lat_tr = means([x[:n_fit] for x in train_xs])
+    lat_te = means(test_xs)
+    pv = list(pviews)
+    if pv == list(range(len(train_xs))):  # every view has a private label: one pass
+        return latent_probes(
+            lat_tr, lat_te, {"shared": train_labels["y_shared"], "private": train_labels["y_private"]},
+            {"shared": test_labels["y_shared"], "private": test_labels["y_private"]}, n_fit=n_fit), lat_te
+    out = latent_probes(lat_tr, lat_te, {"shared": train_labels["y_shared"]},
+                        {"shared": test_labels["y_shared"]}, n_fit=n_fit)
+    if pv:  # only some views have one (e.g. CUB: the image, not the caption)
+        sub = lambda lat: {k: v[pv] for k, v in lat.items()}  # noqa: E731
+        priv = latent_probes(
+            sub(lat_tr), sub(lat_te),
+            {"shared": train_labels["y_shared"], "private": train_labels["y_private"][:, pv]},
+            {"shared": test_labels["y_shared"], "private": test_labels["y_private"][:, pv]},
+            n_fit=n_fit)
+        for key, value in priv.items():
+            if key.endswith("_private"):
+                if key.startswith("probe/view"):
+                    j = int(key[len("probe/view"):].split("/")[0])
+                    key = key.replace(f"probe/view{j}/", f"probe/view{pv[j]}/")
+                out[key] = value
+    return out, lat_te

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from idmvae_jax.metrics import feature_statistics, frechet_distance, frechet_distance_from_features
+from idmvae_jax.evaluation import feature_statistics, frechet_distance, frechet_distance_from_features
 
 
 def _random_spd(rng, f, rank=None):
