@@ -97,13 +97,11 @@ def objective_fn(params, xs, key):
 
     l_cross = objective.cross_view_infonce_loss(post.mu_z, TAU, critic_z)
 
-    samples = {n: dist.reparameterize(post.mu_w if n.endswith("w") else post.mu_z,
-                                      post.scale_w if n.endswith("w") else post.scale_z, noise[n])
-               for n in ("genaug_w", "genaug_z")}
-    w_swap, z_swap = objective.swapped_codes("posterior", samples["genaug_w"], samples["genaug_z"], noise)
+    w_a, z_a, w_b, z_b = objective.posterior_samples(post, noise)  # each branch draws its own
+    w_swap, z_swap = objective.swapped_codes("posterior", w_a, z_b, noise)
     l_genaug, _, _ = objective.genaug_loss(
         lambda u: list(decode(params, u)), lambda x, branch: encode(params, jnp.stack(x))[0 if branch == "w" else 2],
-        critic_z, critic_w, post, w_swap, samples["genaug_z"], samples["genaug_w"], z_swap, temperature=TAU)
+        critic_z, critic_w, post, w_swap, z_a, w_b, z_swap, temperature=TAU)
 
     def score(p, x, t):  # x0 prediction from [x, t / T]
         return mlp_apply(p, jnp.concatenate([x, (t[..., None] / SCHEDULE.num_timesteps).astype(x.dtype)], -1))

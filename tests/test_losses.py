@@ -231,8 +231,8 @@ def np_elbo(model, params, xs, eps_w, eps_z, eps_aux, beta):
     return pieces, -float(np.mean(per_rb))
 
 
-def np_genaug(model, params, mu_w, mu_z, w_swap, z_swap, w_s, z_s, tau=1.0, loss_type="contrastive", heads=None):
-    """SPEC 2.3 view by view: decode [w_swap, z~] and [w~, z_swap] with the view's decoder mean,
+def np_genaug(model, params, mu_w, mu_z, w_swap, z_swap, w_b, z_a, tau=1.0, loss_type="contrastive", heads=None):
+    """SPEC 2.3 view by view: decode [w_swap, z~a] and [w~b, z_swap] with the view's decoder mean,
     re-encode with the view's encoder, compare means. heads = (head_z, [head_w per view]) overrides
     the model's critic (the cosine of the projected codes)."""
     cfg = model.cfg
@@ -246,8 +246,8 @@ def np_genaug(model, params, mu_w, mu_z, w_swap, z_swap, w_s, z_s, tau=1.0, loss
     for i, spec in enumerate(cfg.views):
         enc = model.encoders[group_of(model, i)]
         p_enc = view_params(model, params, "encoders", i)
-        x_a = np_mean(spec, np_decode(model, params, i, np.concatenate([_np(w_swap[i]), _np(z_s[i])], -1)))
-        x_b = np_mean(spec, np_decode(model, params, i, np.concatenate([_np(w_s[i]), _np(z_swap[i])], -1)))
+        x_a = np_mean(spec, np_decode(model, params, i, np.concatenate([_np(w_swap[i]), _np(z_a[i])], -1)))
+        x_b = np_mean(spec, np_decode(model, params, i, np.concatenate([_np(w_b[i]), _np(z_swap[i])], -1)))
         mu_z_plus = _np(jitted(enc.apply)(p_enc, np.asarray(x_a, np.float32))[2])
         mu_w_plus = _np(jitted(enc.apply)(p_enc, np.asarray(x_b, np.float32))[0])
         if loss_type == "l2":
@@ -555,7 +555,8 @@ class NoiseTest(parameterized.TestCase):
         subset = draw_noise(key, jnp.array([4, 0, 2]), cfg)
         m, k, w, z = 3, 2, 4, 3
         shapes = {"elbo_w": (m, k, 6, w), "elbo_z": (m, k, 6, z), "aux_w": (m, m, k, 6, w),
-                  "genaug_w": (m, 6, w), "genaug_z": (m, 6, z), "swap_w": (m, 6, w), "swap_z": (m, 6, z),
+                  "genaug_a_w": (m, 6, w), "genaug_a_z": (m, 6, z), "genaug_b_w": (m, 6, w),
+                  "genaug_b_z": (m, 6, z), "swap_w": (m, 6, w), "swap_z": (m, 6, z),
                   "diff_t_z": (m, 6), "diff_t_w": (m, 6), "diff_noise_z": (m, 6, z), "diff_noise_w": (m, 6, w)}
         self.assertEqual(set(full), set(shapes))
         batch_axis = {"elbo_w": 2, "elbo_z": 2, "aux_w": 3}
@@ -568,7 +569,8 @@ class NoiseTest(parameterized.TestCase):
         # a different key gives different draws, and the named draws are not copies of each other
         other = draw_noise(jax.random.key(43), jnp.arange(6), cfg)
         self.assertFalse(np.allclose(other["elbo_z"], full["elbo_z"]))
-        self.assertFalse(np.allclose(full["genaug_z"], full["swap_z"]))
+        self.assertFalse(np.allclose(full["genaug_a_z"], full["swap_z"]))
+        self.assertFalse(np.allclose(full["genaug_a_w"], full["genaug_b_w"]))  # four draws per view
         self.assertFalse(np.allclose(full["elbo_z"][:, 0], full["elbo_z"][:, 1]))
         self.assertFalse(np.allclose(full["aux_w"][0, 1], full["aux_w"][1, 0]))
 
@@ -588,7 +590,7 @@ class NoiseTest(parameterized.TestCase):
             cfg = IDMVAEConfig(dataclasses.replace(NUMERIC_MODEL, posterior="laplace"), cfg.loss)
         noise = draw_noise(jax.random.key(1), jnp.arange(200), cfg)
         law, other = (stats.norm, stats.laplace) if family == "normal" else (stats.laplace, stats.norm)
-        for name in ("elbo_w", "elbo_z", "aux_w", "genaug_w", "swap_z"):
+        for name in ("elbo_w", "elbo_z", "aux_w", "genaug_a_w", "genaug_b_z", "swap_z"):
             self.assertGreater(stats.kstest(_np(noise[name]).ravel(), law.cdf).pvalue, 1e-4, name)
         self.assertLess(stats.kstest(_np(noise["aux_w"]).ravel(), other.cdf).pvalue, 1e-4)
         for name in ("diff_noise_z", "diff_noise_w"):  # diffusion noise is Gaussian in both families
@@ -628,10 +630,10 @@ def np_loss_fn(model, params, batch, key, cfg):
     if lc.cross_mi_weight:
         out["cross_mi"] = np_cross_mi(mu_z, lc.temperature, head_z)
     if lc.genaug_weight:
-        w_s = mu_w + s_w * noise["genaug_w"]
-        z_s = mu_z + s_z * noise["genaug_z"]
+        w_a, z_a = mu_w + s_w * noise["genaug_a_w"], mu_z + s_z * noise["genaug_a_z"]
+        w_b, z_b = mu_w + s_w * noise["genaug_b_w"], mu_z + s_z * noise["genaug_b_z"]
         prev = [(i - 1) % b for i in range(b)]
-        out["genaug"] = np_genaug(model, params, mu_w, mu_z, w_s[:, prev], z_s[:, prev], w_s, z_s,
+        out["genaug"] = np_genaug(model, params, mu_w, mu_z, w_a[:, prev], z_b[:, prev], w_b, z_a,
                                   lc.temperature, lc.genaug_loss)[0]
     if lc.diffusion_weight:
         out["diffusion"] = np_diffusion(model, params, mu_z, mu_w, noise["diff_t_z"], noise["diff_noise_z"],
@@ -730,9 +732,10 @@ class LossFnTest(parameterized.TestCase):
         noise = {k: np.asarray(v) for k, v in draw_noise(key, jnp.arange(b), cfg).items()}
         mu_w, s_w, mu_z, s_z = np_posterior(model, params, xs_np)
         head_z, head_w = (lambda x: x @ a_z), (lambda x: x @ a_w)
-        w_s, z_s = mu_w + s_w * noise["genaug_w"], mu_z + s_z * noise["genaug_z"]
+        w_a, z_a = mu_w + s_w * noise["genaug_a_w"], mu_z + s_z * noise["genaug_a_z"]
+        w_b, z_b = mu_w + s_w * noise["genaug_b_w"], mu_z + s_z * noise["genaug_b_z"]
         prev = [(i - 1) % b for i in range(b)]
-        want_genaug = np_genaug(model, params, mu_w, mu_z, w_s[:, prev], z_s[:, prev], w_s, z_s, cfg.loss.temperature,
+        want_genaug = np_genaug(model, params, mu_w, mu_z, w_a[:, prev], z_b[:, prev], w_b, z_a, cfg.loss.temperature,
                                 heads=(head_z, [head_w] * len(NUMERIC_MODEL.views)))[0]
         np.testing.assert_allclose(aux["cross_mi"], np_cross_mi(mu_z, cfg.loss.temperature, head_z), rtol=2e-4)
         np.testing.assert_allclose(aux["genaug"], want_genaug, rtol=2e-4)

@@ -1,9 +1,13 @@
 """The generative-augmentation cycle term L_genaug (SPEC 2.3): decode swapped codes, re-encode.
 
 For each view i, with its own decoder D_i and encoder E_i:
-  (a) roll private: x+ = mean D_i([w_swap_i, z~_i]),  mu_z+ = E_i^z(x+),  loss_z = -Contrast(mu_z_i, mu_z+)
-  (b) roll shared:  x+ = mean D_i([w~_i, z_swap_i]),  mu_w+ = E_i^w(x+),  loss_w = -Contrast(mu_w_i, mu_w+)
+  (a) roll private: x+ = mean D_i([w_swap_i, z~a_i]),  mu_z+ = E_i^z(x+),  loss_z = -Contrast(mu_z_i, mu_z+)
+  (b) roll shared:  x+ = mean D_i([w~b_i, z_swap_i]),  mu_w+ = E_i^w(x+),  loss_w = -Contrast(mu_w_i, mu_w+)
   L_genaug = sum_i 0.5 (loss_z_i + loss_w_i)
+
+(a) and (b) each draw their own posterior samples (w~a, z~a) and (w~b, z~b): four reparameterised
+draws per view and step, as the reference code makes them; with the 'posterior' scheme
+w_swap = roll_B(w~a) and z_swap = roll_B(z~b).
 """
 from __future__ import annotations
 
@@ -22,19 +26,30 @@ LOSS_TYPES = ("contrastive", "l2")
 
 
 def noise_draws(num_views: int, w_dim: int, z_dim: int, family: str, sampling: str) -> dict:
-    """The cycle term's draws, each (M, B, .): genaug_w, genaug_z (the posterior samples w~, z~) and
-    swap_w, swap_z (base noise of the swapped codes when they come from a prior)."""
+    """The cycle term's draws, each (M, B, .): genaug_a_w, genaug_a_z, genaug_b_w, genaug_b_z (base
+    noise of the posterior samples of branches (a) and (b)) and swap_w, swap_z (base noise of the
+    swapped codes when they come from a prior)."""
     m, swap = num_views, "normal" if sampling == "diffusion_prior" else family
     return {
-        "genaug_w": Draw((m, w_dim), family), "genaug_z": Draw((m, z_dim), family),
+        "genaug_a_w": Draw((m, w_dim), family), "genaug_a_z": Draw((m, z_dim), family),
+        "genaug_b_w": Draw((m, w_dim), family), "genaug_b_z": Draw((m, z_dim), family),
         "swap_w": Draw((m, w_dim), swap), "swap_z": Draw((m, z_dim), swap),
     }
+
+
+def posterior_samples(post: dist.Posterior, noise: dict):
+    """The branches' reparameterised posterior samples (w~a, z~a, w~b, z~b), each (M, B, .)."""
+    return tuple(
+        dist.reparameterize(post.mu_w, post.scale_w, noise[f"genaug_{branch}_w"]) if code == "w"
+        else dist.reparameterize(post.mu_z, post.scale_z, noise[f"genaug_{branch}_z"])
+        for branch, code in (("a", "w"), ("a", "z"), ("b", "w"), ("b", "z")))
 
 
 def swapped_codes(sampling: str, w_sample, z_sample, noise: dict, batch: GlobalBatch = GlobalBatch(),
                   prior_scales=None, sample_prior_fn: Optional[Callable] = None):
     """(w_swap, z_swap), each (M, B, .), by the sampling scheme:
-    'posterior': roll_B of the posterior samples over the global batch;
+    'posterior': roll_B of the posterior samples w_sample (= w~a) and z_sample (= z~b) over the
+    global batch;
     'prior': prior_scales = (scale_w (W,), scale_z (Z,)) times noise['swap_w'], noise['swap_z'];
     'diffusion_prior': sample_prior_fn(x_z, x_w) -> (z, w) from the DDIM base noise (no gradient).
     """

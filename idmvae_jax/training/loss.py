@@ -95,15 +95,14 @@ def loss_fn(
     if lc.cross_mi_weight:
         aux["cross_mi"] = objective.cross_view_infonce_loss(gb.gather(post.mu_z, axis=1), lc.temperature, critic_z_fn)
     if lc.genaug_weight:
-        w_s = dist.reparameterize(post.mu_w, post.scale_w, noise["genaug_w"])
-        z_s = dist.reparameterize(post.mu_z, post.scale_z, noise["genaug_z"])
+        w_a, z_a, w_b, z_b = objective.posterior_samples(post, noise)
         w_swap, z_swap = objective.swapped_codes(
-            lc.genaug_sampling, w_s, z_s, noise, gb, (prior_w, prior_z),
+            lc.genaug_sampling, w_a, z_b, noise, gb, (prior_w, prior_z),
             lambda x_z, x_w: sample_diffusion_prior(model, params, x_z, x_w, cfg))
         aux["genaug"], _, _ = objective.genaug_loss(
             lambda u: model.decode_mean(params, u),
             lambda x, branch: model.encode_branch_means(params, x, branch),
-            critic_z_fn, critic_w_fn, post, w_swap, z_s, w_s, z_swap,
+            critic_z_fn, critic_w_fn, post, w_swap, z_a, w_b, z_swap,
             loss_type=lc.genaug_loss, temperature=lc.temperature, batch=gb,
         )
     if lc.diffusion_weight:
