@@ -8,8 +8,8 @@ codes, replacing the model's `config.model.critic` ('cosine', 'centered' or 'pro
 
     loss_fn = functools.partial(training.loss.loss_fn, critic_z=rbf_critic)   # L_crossMI and the cycle z term
 
-The result has `loss_fn`'s signature, so it plugs into `train_step.make_train_step(cfg, optimizer,
-loss_fn=...)` (used below) and `train.train_and_evaluate(config, workdir, loss_fn=...)`.
+The result has `loss_fn`'s signature, so it plugs into `training.step.make_train_step(cfg, optimizer,
+loss_fn=...)` (used below) and `training.loop.train_and_evaluate(config, workdir, loss_fn=...)`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from idmvae_jax import build, data
 from idmvae_jax.training.loss import loss_fn as library_loss_fn
 from idmvae_jax.config_defaults import load_config
-from idmvae_jax import train_step as train_step_lib
+from idmvae_jax.training import step as train_step_lib
 from idmvae_jax.models.multimodal import make_model
 
 

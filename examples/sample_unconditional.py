@@ -21,8 +21,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from idmvae_jax import build, checkpointing, data, generation, parallel, writers
-from idmvae_jax import train_step as train_step_lib
+from idmvae_jax import build, data, generation
+
+from idmvae_jax.training import checkpointing, parallel, writers
+from idmvae_jax.training import step as train_step_lib
 
 SECTIONS = ("seed", "data", "model", "loss", "diffusion", "train", "parallel", "eval")
 

@@ -8,7 +8,7 @@ What it does (MaxText-style, STYLE.md "Measure throughput honestly"):
 - builds the typed config from the ml_collections config and a description of the data's views made
   from the config alone (`config_views`): the benchmark never opens a dataset. It feeds random
   inputs of those shapes and dtypes (uint8 images, float latents/vectors, int32 caption tokens);
-- builds the exact training step of `idmvae_jax.parallel.make_parallel_step` (same optimiser, same
+- builds the exact training step of `idmvae_jax.training.parallel.make_parallel_step` (same optimiser, same
   donation, same shardings, jit or pmap), lowers and compiles it ahead of time (`compile_s`), then
   runs `--warmup` untimed steps and `--steps` (>= 5) timed ones, each bracketed by
   `block_until_ready`; `step_time_s` holds their median, min and max (per train step: with
@@ -29,7 +29,7 @@ What it does (MaxText-style, STYLE.md "Measure throughput honestly"):
   CPU all fake devices share the process, so rss covers all of them. `steps_peak_rss_bytes` is the
   peak resident set of the timed steps alone (Linux: the kernel's mark is reset after compilation
   and warm-up), i.e. what training holds once compiled; None where it cannot be reset. After
-  compiling, the freed heap goes back to the OS (`host_memory.release_free_memory`), as in train.
+  compiling, the freed heap goes back to the OS (`training.host_memory.release_free_memory`), as in train.
 
 `--parts` adds `parts`: the step's components compiled and timed in isolation at the same batch,
 precision and remat policy (one encoder branch, one decoder, the score networks' loss, the noise
@@ -59,7 +59,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from idmvae_jax.host_memory import peak_rss_bytes, release_free_memory, run_with_peak_rss
+from idmvae_jax.training.host_memory import peak_rss_bytes, release_free_memory, run_with_peak_rss
 
 # Nominal caption vocabulary of CUB when no prepared dataset is read (the real size depends on
 # data.cub_min_word_count and the captions; only the one-hot width of the caption networks).
@@ -429,8 +429,8 @@ def run_benchmark(
     """
     import jax
 
-    from idmvae_jax import parallel
-    from idmvae_jax import train_step as ts
+    from idmvae_jax.training import parallel
+    from idmvae_jax.training import step as ts
     from idmvae_jax.build import build_idmvae_config
 
     if steps < 5:

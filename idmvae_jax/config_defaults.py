@@ -17,7 +17,7 @@ A dataset config builds `base_config()`, overrides what its dataset and size nee
                            <= 0: num_epochs x train split / batch_size), learning_rate, optimiser,
                            log/checkpoint/sample intervals, steps_per_dispatch (lax.scan).
   parallel.*               mode ('jit' | 'pmap'), num_devices (0 = all), partitioner of jit
-                           ('shard_map' | 'auto'; see idmvae_jax/parallel.py).
+                           ('shard_map' | 'auto'; see idmvae_jax/training/parallel.py).
   eval.*                   settings of the evaluation CLI.
 
 Variants (SPEC 2.1): idmvae (default: l1, l2 on, l_diff = 0), diffusion (idmvae + l_diff and the

@@ -46,7 +46,7 @@ def main(argv):
     import optax
     import orbax.checkpoint as ocp
 
-    from idmvae_jax import preemption, train
+    from idmvae_jax.training import loop, preemption
 
     logging.info("python %s; jax %s, jaxlib %s, flax %s, optax %s, orbax-checkpoint %s",
                  sys.version.split()[0], jax.__version__, jax.lib.__version__ if hasattr(jax.lib, "__version__")
@@ -57,8 +57,8 @@ def main(argv):
         print(f"idmvae_jax: {jax.device_count()} {jax.default_backend()} device(s), "
               f"{jax.process_count()} process(es); workdir {FLAGS.workdir}", flush=True)
     try:
-        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except train.NonFiniteLossError as error:
+        loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except loop.NonFiniteLossError as error:
         logging.error("%s", error)
         print(f"ERROR: {error}", file=sys.stderr, flush=True)
         sys.exit(1)

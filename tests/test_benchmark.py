@@ -8,7 +8,9 @@ import sys
 import jax
 import pytest
 
-from idmvae_jax import benchmark, config_defaults, host_memory
+from idmvae_jax import benchmark, config_defaults
+
+from idmvae_jax.training import host_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "polymnist_quadrant.py")

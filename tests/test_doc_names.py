@@ -54,7 +54,7 @@ def _config_keys():
 
 
 def test_cited_package_names_and_config_keys_exist():
-    """`losses.loss_fn`-style spans resolve in the package; `train.num_steps`/`config.model.remat`
+    """`objective.infonce`-style spans resolve in the package; `train.num_steps`/`config.model.remat`
     spans (whose first part names a config section) are keys of the default config."""
     keys = _config_keys()
     sections = {k for k in keys if "." not in k}

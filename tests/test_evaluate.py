@@ -321,9 +321,9 @@ def _cli_args(workdir, data_dir, cache_dir):
 
 def _train(config, workdir):
     """A couple of training steps with the training system."""
-    from idmvae_jax import train
+    from idmvae_jax.training import loop
 
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
 
 
 @pytest.fixture(scope="module")
@@ -417,7 +417,9 @@ def test_generation_does_not_depend_on_batch_size_or_devices(npz_data, fast_comp
     devices (an untrained model of the run's config is enough)."""
     import jax
 
-    from idmvae_jax import build, parallel, train_step
+    from idmvae_jax import build
+
+    from idmvae_jax.training import parallel, step as train_step
     from idmvae_jax.data import get_dataset_info, load_split
 
     config = npz_data["config"]

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idmvae_jax import data, objective, train
+from idmvae_jax import data, objective
+
+from idmvae_jax.training import loop
 from idmvae_jax.core.similarity import cosine_scores
 from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.models.multimodal import group_name, make_model
@@ -104,7 +106,7 @@ def test_sample_unconditional(data_dir, tmp_path, monkeypatch):
     config.train.num_steps = config.train.log_every = config.train.checkpoint_every = 2
     config.train.sample_every = 0
     workdir = tmp_path / "run"
-    train.train_and_evaluate(config, str(workdir))
+    loop.train_and_evaluate(config, str(workdir))
 
     out = tmp_path / "grid.png"
     example = load_example("sample_unconditional")

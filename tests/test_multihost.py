@@ -28,8 +28,8 @@ def worker(out, process_id, num_processes, port):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from test_train_step import random_batches, small_setup
 
-    from idmvae_jax import parallel
-    from idmvae_jax import train_step as ts
+    from idmvae_jax.training import parallel
+    from idmvae_jax.training import step as ts
 
     assert jax.device_count() == 8 and jax.process_count() == num_processes
     _, cfg, opt = small_setup()

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from idmvae_jax import parallel
-from idmvae_jax import train_step as ts
+from idmvae_jax.training import parallel
+from idmvae_jax.training import step as ts
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_train_step import random_batches, small_setup  # noqa: E402

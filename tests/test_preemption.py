@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from idmvae_jax import preemption
+from idmvae_jax.training import preemption
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,7 +10,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from idmvae_jax import checkpointing, data, parallel, preemption, train, writers
+from idmvae_jax import data
+
+from idmvae_jax.training import checkpointing, loop, parallel, preemption, writers
 from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 
@@ -38,9 +40,9 @@ def runs(tmp_path_factory):
     """Run A: 4 steps straight (with samples). Run B: 2 steps, then resumed to 4."""
     data_dir = tmp_path_factory.getbasetemp().parent / "idmvae_data"  # shared by xdist workers
     a, b = tmp_path_factory.mktemp("run_a"), tmp_path_factory.mktemp("run_b")
-    state_a = train.train_and_evaluate(tiny_config(data_dir, 4, sample_every=4), str(a))
-    train.train_and_evaluate(tiny_config(data_dir, 2), str(b))
-    state_b = train.train_and_evaluate(tiny_config(data_dir, 4), str(b))
+    state_a = loop.train_and_evaluate(tiny_config(data_dir, 4, sample_every=4), str(a))
+    loop.train_and_evaluate(tiny_config(data_dir, 2), str(b))
+    state_b = loop.train_and_evaluate(tiny_config(data_dir, 4), str(b))
     return dict(data_dir=data_dir, a=a, b=b, state_a=state_a, state_b=state_b)
 
 
@@ -85,8 +87,8 @@ def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):
         aux = dict(aux, cross_mi=aux["cross_mi"] + jnp.nan)
         return total + aux["cross_mi"], aux
 
-    with pytest.raises(train.NonFiniteLossError, match=r"step 4: term\(s\) cross_mi") as info:
-        train.train_and_evaluate(tiny_config(runs["data_dir"], 8), str(workdir), loss_fn=nan_cross_mi)
+    with pytest.raises(loop.NonFiniteLossError, match=r"step 4: term\(s\) cross_mi") as info:
+        loop.train_and_evaluate(tiny_config(runs["data_dir"], 8), str(workdir), loss_fn=nan_cross_mi)
     assert info.value.step == 4 and info.value.last_checkpoint == 4
     ckpt = checkpointing.Checkpointer(str(workdir))
     assert ckpt.latest_step() == 4  # nothing written after the bad step
@@ -111,14 +113,14 @@ def test_sigterm_checkpoints_at_the_step_boundary_and_the_same_command_resumes(r
 
     monkeypatch.setattr(writers.Progress, "report", report_then_signal)
     with pytest.raises(preemption.Preempted, match="stopped by SIGTERM after step 1") as info:
-        train.train_and_evaluate(config, workdir)
+        loop.train_and_evaluate(config, workdir)
     assert info.value.step == 1
     assert signal.getsignal(signal.SIGTERM) is handler_before  # ours is gone again
     ckpt = checkpointing.Checkpointer(workdir)
     assert ckpt.all_steps() == [1]  # saved at the stop, though off schedule
     ckpt.close()
     monkeypatch.undo()
-    state = train.train_and_evaluate(config, workdir)  # the same command
+    state = loop.train_and_evaluate(config, workdir)  # the same command
     assert int(parallel.to_host(state.step)) == 4
     jax.tree.map(np.testing.assert_array_equal, host(state.params), host(runs["state_a"].params))
 
@@ -127,7 +129,7 @@ def test_url_workdir_is_an_early_error(tmp_path, monkeypatch):
     """os.path would turn gs://bucket/run into a local gs:/bucket/run: refuse before anything runs."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="gcsfuse"):
-        train.train_and_evaluate(tiny_config(tmp_path / "data", 2), "gs://bucket/run")
+        loop.train_and_evaluate(tiny_config(tmp_path / "data", 2), "gs://bucket/run")
     with pytest.raises(ValueError, match="is a URL"):
         checkpointing.checkpoint_dir("s3://bucket/run")
     assert not os.path.exists(tmp_path / "gs:")

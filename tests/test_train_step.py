@@ -11,10 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idmvae_jax import build, parallel
+from idmvae_jax import build
+
+from idmvae_jax.training import parallel
 from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
-from idmvae_jax import train_step as ts
+from idmvae_jax.training import step as ts
 from idmvae_jax.data import ViewInfo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -80,7 +80,7 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
     Args:
       params: the model parameters (replicated over `mesh`).
       cfg: the run's IDMVAEConfig.
-      mesh: a 1-D mesh with axis 'data' (`parallel.make_mesh`); batches are sharded over it.
+      mesh: a 1-D mesh with axis 'data' (`training.parallel.make_mesh`); batches are sharded over it.
       seed: the base of every random draw: example i of purpose p under prior q uses
         fold_in(fold_in(fold_in(key(seed), p), q), i).
       priors: 'gaussian' and/or 'diffusion' (the latter needs cfg.model.diffusion_prior).

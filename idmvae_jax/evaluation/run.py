@@ -156,7 +156,7 @@ def write_metrics_json(path: str, metrics: Dict[str, float]) -> None:
 def evaluate(config, workdir: str) -> Dict[str, float]:
     """Evaluates the latest checkpoint in `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
     *.png} and returns the metrics (flat dict of floats)."""
-    from idmvae_jax import checkpointing
+    from idmvae_jax.training import checkpointing
     from idmvae_jax.data import load_split
 
     t_start = time.time()

@@ -1,7 +1,7 @@
 """Where an evaluation runs: its mesh and batch size, the checkpoint restored onto the mesh, and
 the log lines (printed by process 0 only).
 
-The evaluation uses the training mesh (`parallel.make_mesh`: a 1-D 'data' axis, batch-sharded
+The evaluation uses the training mesh (`training.parallel.make_mesh`: a 1-D 'data' axis, batch-sharded
 inputs, replicated parameters); its batch size is `eval.batch_size` rounded up to a multiple of
 the device count.
 """
@@ -22,7 +22,7 @@ def log(msg: str) -> None:
 def make_eval_mesh(config) -> Tuple[jax.sharding.Mesh, int]:
     """(the mesh of `config.parallel.num_devices` devices (0 = all), the evaluation batch size:
     config.eval.batch_size rounded up to a multiple of the device count)."""
-    from idmvae_jax import parallel
+    from idmvae_jax.training import parallel
 
     mesh = parallel.make_mesh(int(config.parallel.get("num_devices", 0)))
     n_dev = mesh.devices.size
@@ -32,7 +32,8 @@ def make_eval_mesh(config) -> Tuple[jax.sharding.Mesh, int]:
 
 def restore_for_eval(config, workdir: str, mesh):
     """(typed cfg, DatasetInfo, params on `mesh`, checkpoint step) of the latest checkpoint."""
-    from idmvae_jax import build, checkpointing, parallel, train_step
+    from idmvae_jax import build
+    from idmvae_jax.training import checkpointing, parallel, step as train_step
     from idmvae_jax.data import get_dataset_info
 
     info = get_dataset_info(config.data)

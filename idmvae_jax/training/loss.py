@@ -18,7 +18,6 @@ import jax.numpy as jnp
 
 from idmvae_jax import objective
 from idmvae_jax.config import IDMVAEConfig
-from idmvae_jax.core import distributions as dist
 from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.generation import sample_diffusion_prior, score_fns
 from idmvae_jax.models.multimodal import make_model

@@ -24,8 +24,8 @@ import optax
 from idmvae_jax.training import loss as loss_lib
 from idmvae_jax.config import IDMVAEConfig
 
-# Terms of loss_fn's aux checked by the guard, in bitmask order (bit i = TERMS[i]).
-TERMS = ("elbo", "recon", "kl", "cross_mi", "genaug", "diffusion", "total", "grad_norm")
+# Terms checked by the guard, in bitmask order (bit i = TERMS[i]): loss_fn's aux and the gradient norm.
+TERMS = loss_lib.AUX_TERMS + ("grad_norm",)
 
 
 class TrainState(NamedTuple):

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
-from idmvae_jax.train_step import TrainState
+from idmvae_jax.training.step import TrainState
 
 
 def local_workdir(workdir: str) -> str:
@@ -59,7 +59,7 @@ class Checkpointer:
         """(TrainState, data-iterator state) at `step` (default: the latest).
 
         abstract_state: the TrainState of `jax.ShapeDtypeStruct`s with shardings to restore into
-        (`parallel.abstract_state`)."""
+        (`training.parallel.abstract_state`)."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")

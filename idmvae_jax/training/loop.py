@@ -20,12 +20,12 @@ import numpy as np
 from absl import logging
 
 from idmvae_jax import build
-from idmvae_jax import checkpointing
-from idmvae_jax import host_memory
-from idmvae_jax import parallel
-from idmvae_jax import preemption
-from idmvae_jax import train_step as train_step_lib
-from idmvae_jax import writers
+from idmvae_jax.training import checkpointing
+from idmvae_jax.training import host_memory
+from idmvae_jax.training import parallel
+from idmvae_jax.training import preemption
+from idmvae_jax.training import step as train_step_lib
+from idmvae_jax.training import writers
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -35,7 +35,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from idmvae_jax import train_step as train_step_lib
+from idmvae_jax.training import step as train_step_lib
 
 AXIS = "data"
 MODES = ("jit", "pmap")
