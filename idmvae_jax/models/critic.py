@@ -16,7 +16,6 @@ can replace it (see `objective.infonce`).
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from idmvae_jax.core.similarity import centered_cosine_scores, cosine_scores

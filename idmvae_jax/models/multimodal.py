@@ -2,8 +2,8 @@
 
 `make_model(cfg)` returns a `MultimodalVAE` whose methods are pure functions of `params` and arrays
 (the object only holds static configuration). Views with identical `ViewSpec`s form a group whose
-parameters are stacked along a leading axis and run through one vmapped apply (or a Python loop
-when `cfg.vmap_views` is False: same parameters, same numbers).
+parameters are stacked along a leading axis; `view_stack.ViewStack` runs them (one vmapped apply,
+or a Python loop when `cfg.vmap_views` is False: same parameters, same numbers).
 
 Parameter tree:
     encoders/<group>, decoders/<group>: stacked per-view network params (leading axis = group size)
@@ -17,8 +17,6 @@ Shapes: xs is a list of M arrays (B, *shape_m); latent arrays are stacked (M, B,
 from __future__ import annotations
 
 import functools
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,50 +24,12 @@ import numpy as np
 from idmvae_jax.core import distributions as dist
 from idmvae_jax.core.distributions import Posterior
 from idmvae_jax.models import likelihoods
-from idmvae_jax.models.blocks import tie
 from idmvae_jax.models.critic import make_critic
 from idmvae_jax.models.decoders import make_decoder
 from idmvae_jax.models.encoders import make_encoder
 from idmvae_jax.models.score_net import make_score_net
 from idmvae_jax.models.specs import ModelConfig, view_groups
-
-
-def group_name(indices) -> str:
-    """Parameter-tree key of a view group, e.g. 'views_0_1_2_3_4'."""
-    return "views_" + "_".join(str(i) for i in indices)
-
-
-@jax.custom_vjp
-def _unstack(x: jax.Array) -> tuple:
-    """(n, ...) -> n arrays (...); its gradient stacks the n cotangents into one (n, ...) array.
-
-    The same values as [x[0], ..., x[n-1]], but autodiff of the slices would give every view's
-    gradient as its own zero-padded (n, ...) array (n full-size copies of a stacked parameter).
-    """
-    return tuple(x[i] for i in range(x.shape[0]))
-
-
-def _unstack_fwd(x):
-    return _unstack(x), None
-
-
-def _unstack_bwd(_, cotangents):
-    return (jnp.stack(cotangents),)
-
-
-_unstack.defvjp(_unstack_fwd, _unstack_bwd)
-
-
-def _unstack_tree(tree) -> list:
-    """A tree of (n, ...) leaves -> n trees of (...) leaves (gradients stacked, see _unstack)."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    per_leaf = [_unstack(leaf) for leaf in leaves]
-    n = len(per_leaf[0]) if per_leaf else 0
-    return [jax.tree_util.tree_unflatten(treedef, [views[i] for views in per_leaf]) for i in range(n)]
-
-
-def _stack(trees):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+from idmvae_jax.models.view_stack import ViewStack, group_name, stack_trees
 
 
 class MultimodalVAE:
@@ -79,6 +39,7 @@ class MultimodalVAE:
         self.cfg = cfg
         dtype = jnp.bfloat16 if cfg.compute_dtype == "bfloat16" else jnp.float32
         self.groups = view_groups(cfg.views)
+        self.stack = ViewStack(cfg.vmap_views, cfg.remat)
         self.encoders = tuple(make_encoder(spec, cfg.w_dim, cfg.z_dim, dtype, cfg.remat) for spec, _ in self.groups)
         self.decoders = tuple(make_decoder(spec, cfg.latent_dim, dtype, cfg.remat) for spec, _ in self.groups)
         self.critic_z = make_critic(cfg.critic, cfg.z_dim, cfg.critic_width, cfg.critic_dim)
@@ -106,39 +67,20 @@ class MultimodalVAE:
         params = {"encoders": {}, "decoders": {}}
         for (spec, idx), enc, dec in zip(self.groups, self.encoders, self.decoders):
             name = group_name(idx)
-            params["encoders"][name] = _stack([enc.init(view_keys_enc[i]) for i in idx])
-            params["decoders"][name] = _stack([dec.init(view_keys_dec[i]) for i in idx])
+            params["encoders"][name] = stack_trees([enc.init(view_keys_enc[i]) for i in idx])
+            params["decoders"][name] = stack_trees([dec.init(view_keys_dec[i]) for i in idx])
         params["aux_prior_raw"] = jnp.zeros((m, cfg.w_dim), jnp.float32)
         if cfg.critic == "projection":  # the parameter-free critics have none
             params["critic"] = {
                 "z": self.critic_z.init(k_cz),
-                "w": _stack([self.critic_w.init(k) for k in jax.random.split(k_cw, m)]),
+                "w": stack_trees([self.critic_w.init(k) for k in jax.random.split(k_cw, m)]),
             }
         if cfg.diffusion_prior:
             params["score_z"] = self.score_z.init(k_sz)
-            params["score_w"] = _stack([self.score_w.init(k) for k in jax.random.split(k_sw, m)])
+            params["score_w"] = stack_trees([self.score_w.init(k) for k in jax.random.split(k_sw, m)])
         return params
 
     # ------------------------------------------------------------------ helpers
-    def _map_views(self, fn: Callable, params_g, *args):
-        """Applies fn(params_i, *args_i) to every view of a group (leading axis of params and args)."""
-        if self.cfg.vmap_views:
-            return jax.vmap(fn)(params_g, *args)
-        return _stack(self._chain_views(fn, _unstack_tree(params_g), args))
-
-    def _chain_views(self, fn: Callable, params_views: list, args, after=None) -> list:
-        """[fn(params_i, *args_i) for each view i] as a Python loop. With remat, view i's input waits
-        for view i-1's output (view 0's for `after`), so in the backward pass view i-1's
-        recomputation waits for view i's gradient: one view's activations at a time."""
-        outs = []
-        for i, params_i in enumerate(params_views):
-            args_i = [a[i] for a in args]
-            prev = outs[-1] if outs else after
-            if self.cfg.remat and prev is not None:
-                args_i[0] = tie(args_i[0], jax.tree_util.tree_leaves(prev)[0])
-            outs.append(fn(params_i, *args_i))
-        return outs
-
     def _to_view_order(self, per_group: list) -> jax.Array:
         """Concatenates group outputs (Mg, ...) into one (M, ...) array in view order."""
         if len(per_group) == 1 and self._identity_order:
@@ -155,7 +97,7 @@ class MultimodalVAE:
         cfg = self.cfg
         outs = []
         for (spec, idx), enc in zip(self.groups, self.encoders):
-            outs.append(self._map_views(enc.apply, params["encoders"][group_name(idx)], self._group_inputs(xs, idx)))
+            outs.append(self.stack.map(enc.apply, params["encoders"][group_name(idx)], self._group_inputs(xs, idx)))
         mu_w, raw_w, mu_z, raw_z = (self._to_view_order([o[k] for o in outs]) for k in range(4))
         return Posterior(
             mu_w,
@@ -169,7 +111,7 @@ class MultimodalVAE:
         outs = []
         for (spec, idx), enc in zip(self.groups, self.encoders):
             fn = enc.apply_w if branch == "w" else enc.apply_z
-            mu, _ = self._map_views(fn, params["encoders"][group_name(idx)], self._group_inputs(xs, idx))
+            mu, _ = self.stack.map(fn, params["encoders"][group_name(idx)], self._group_inputs(xs, idx))
             outs.append(mu)
         return self._to_view_order(outs)
 
@@ -177,22 +119,7 @@ class MultimodalVAE:
     def _decode_group(self, params, g, u):
         """u (Mg, S, B, D) -> decoder output dict with leading (Mg, S, B)."""
         _, idx = self.groups[g]
-        mg, s, b, d = u.shape
-        apply, params_g = self.decoders[g].apply, params["decoders"][group_name(idx)]
-        if self.cfg.remat and not self.cfg.vmap_views and s > 1:
-            # one sample index at a time, chained like the views: the backward pass holds the
-            # activations of B decodes instead of S * B (the ELBO decodes S = M * K per example)
-            params_views, per_sample, last = _unstack_tree(params_g), [], None
-            for j in range(s):
-                outs = self._chain_views(apply, params_views, [u[:, j]], last)
-                per_sample.append(_stack(outs))  # (Mg, B, ...)
-                last = outs[-1]
-            return jax.tree_util.tree_map(lambda *a: jnp.stack(a, axis=1), *per_sample)
-        # Fold samples into the batch batch-major: a batch axis sharded over a mesh then stays a
-        # contiguous tiling of the folded axis (sample-major folding makes XLA replicate the decodes).
-        flat = u.transpose(0, 2, 1, 3).reshape(mg, b * s, d)
-        out = self._map_views(apply, params_g, flat)
-        return jax.tree_util.tree_map(lambda a: a.reshape(mg, b, s, *a.shape[2:]).swapaxes(1, 2), out)
+        return self.stack.map_samples(self.decoders[g].apply, params["decoders"][group_name(idx)], u)
 
     def log_likelihood(self, params, u: jax.Array, xs) -> jax.Array:
         """lambda_d-weighted log p(x_d | u_d) for every target view d.
