@@ -196,3 +196,39 @@ def test_remat_lowers_the_compiled_peak_memory():
     # ... and computes the same loss and gradients (the looped-views path, optimised as in training)
     np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-6)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0][1], grads[1][1])
+
+
+def test_a_registered_learnable_critic_gets_its_own_parameters_and_gradients():
+    """register_critic: a bilinear critic s_pq = a_p^T A b_q is one factory and one call; the model
+    gives it params['critic'] (z shared, w stacked over the views) and the objective trains it."""
+    import functools
+
+    from idmvae_jax import objective
+    from idmvae_jax.config import IDMVAEConfig, LossConfig
+    from idmvae_jax.models.critic import critic_names, register_critic
+    from idmvae_jax.models.network import Network
+    from idmvae_jax.training.loss import loss_fn
+
+    def bilinear(dim, width, out):
+        return Network(lambda key: {"a": jax.random.normal(key, (dim, dim)) / dim},
+                       lambda params, a, b: a @ params["a"] @ b.T)
+
+    register_critic("bilinear_test", bilinear)
+    assert "bilinear_test" in critic_names()
+    vec = ViewSpec("vector", (5,), likelihood_scale=None, hidden=(8,))
+    cfg = IDMVAEConfig(ModelConfig(views=(vec,) * 3, z_dim=3, w_dim=4, critic="bilinear_test"),
+                       LossConfig(cross_mi_weight=1.0, genaug_weight=1.0))
+    model = make_model(cfg.model)
+    params = jax.jit(model.init)(jax.random.key(0))
+    assert _shapes(params["critic"]) == {"z": {"a": (3, 3)}, "w": {"a": (3, 4, 4)}}
+    xs = [np.random.RandomState(m).randn(6, 5).astype(np.float32) for m in range(3)]
+    (_, aux), grads = jax.jit(jax.value_and_grad(functools.partial(loss_fn, cfg=cfg), has_aux=True))(
+        params, {"x": xs}, jax.random.key(1))
+    mu_z = model.encode(params, network_inputs(cfg.model.views, xs)).mu_z
+    a_z = np.asarray(params["critic"]["z"]["a"], np.float64)
+    np.testing.assert_allclose(aux["cross_mi"], objective.cross_view_infonce_loss(
+        mu_z, 1.0, lambda p, q: p @ jnp.asarray(a_z, jnp.float32) @ q.T), rtol=1e-5)
+    assert np.all(np.abs(np.asarray(grads["critic"]["z"]["a"])) > 0)
+    assert all(np.max(np.abs(np.asarray(g))) > 0 for g in grads["critic"]["w"]["a"])  # every view's critic
+    with pytest.raises(ValueError, match="register_critic"):
+        make_critic("no_such_critic", 3)

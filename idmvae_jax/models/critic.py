@@ -12,8 +12,12 @@ can replace it (see `objective.infonce`).
   component: with the plain cosine the shared codes of a small model can collapse onto one
   direction (all cosines near 1, InfoNCE at its chance value) and stay there for thousands of steps
   (docs/results_mini.md). Not the paper's critic.
+
+`register_critic(name, factory)` adds a critic of your own (learnable or not) under a config name.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -33,20 +37,45 @@ class ProjectionHead(nn.Module):
         return nn.Dense(self.out, name="out")(nn.relu(nn.Dense(self.width, name="hidden")(x)))
 
 
+def _parameter_free(scores) -> Callable:
+    return lambda dim, width, out: Network(lambda key: {}, lambda params, a, b: scores(a, b))
+
+
+def _projection(dim: int, width: int, out: int) -> Network:
+    head = ProjectionHead(width, out)
+
+    def init(key):
+        return head.init(key, jnp.zeros((1, dim), jnp.float32))["params"]
+
+    def apply(params, a, b):
+        return cosine_scores(head.apply({"params": params}, a), head.apply({"params": params}, b))
+
+    return Network(init, apply)
+
+
+# name -> factory(dim, width, out) -> Network; `config.model.critic` picks one by name.
+_CRITICS: dict = {
+    "cosine": _parameter_free(cosine_scores),
+    "centered": _parameter_free(centered_cosine_scores),
+    "projection": _projection,
+}
+
+
+def register_critic(name: str, factory: Callable) -> None:
+    """Makes `config.model.critic=name` build `factory(dim, width, out) -> Network` (init/apply as
+    above; width and out are config.model.critic_width / critic_dim). A critic whose `init` returns
+    parameters gets its own subtree, `params['critic']['z']` and one stacked over the views in
+    `params['critic']['w']`, trained with the rest; nothing else needs editing."""
+    _CRITICS[name] = factory
+
+
+def critic_names() -> tuple:
+    """The registered critic names."""
+    return tuple(_CRITICS)
+
+
 def make_critic(kind: str, dim: int, width: int = 256, out: int = 128) -> Network:
-    """Factory: a critic over codes of size `dim` ('cosine', 'centered' or 'projection')."""
-    if kind == "cosine":
-        return Network(lambda key: {}, lambda params, a, b: cosine_scores(a, b))
-    if kind == "centered":
-        return Network(lambda key: {}, lambda params, a, b: centered_cosine_scores(a, b))
-    if kind == "projection":
-        head = ProjectionHead(width, out)
-
-        def init(key):
-            return head.init(key, jnp.zeros((1, dim), jnp.float32))["params"]
-
-        def apply(params, a, b):
-            return cosine_scores(head.apply({"params": params}, a), head.apply({"params": params}, b))
-
-        return Network(init, apply)
-    raise ValueError(f"unknown critic {kind!r}; use 'cosine', 'centered' or 'projection'")
+    """Factory: the registered critic `kind` over codes of size `dim`."""
+    if kind not in _CRITICS:
+        raise ValueError(f"unknown critic {kind!r}; use one of {critic_names()} or models.critic.register_critic")
+    return _CRITICS[kind](dim, width, out)

@@ -8,7 +8,7 @@ or a Python loop when `cfg.vmap_views` is False: same parameters, same numbers).
 Parameter tree:
     encoders/<group>, decoders/<group>: stacked per-view network params (leading axis = group size)
     aux_prior_raw: (M, W) raw scales of the auxiliary private priors r_m(w_m) (init 0)
-    critic/z, critic/w: projection-head critics (only when cfg.critic == 'projection';
+    critic/z, critic/w: learnable critics, e.g. 'projection' (only when the critic has parameters;
                         critic/w stacked over the M views)
     score_z, score_w: latent score networks (only when cfg.diffusion_prior; score_w stacked over M)
 
@@ -70,9 +70,10 @@ class MultimodalVAE:
             params["encoders"][name] = stack_trees([enc.init(view_keys_enc[i]) for i in idx])
             params["decoders"][name] = stack_trees([dec.init(view_keys_dec[i]) for i in idx])
         params["aux_prior_raw"] = jnp.zeros((m, cfg.w_dim), jnp.float32)
-        if cfg.critic == "projection":  # the parameter-free critics have none
+        critic_z = self.critic_z.init(k_cz)
+        if jax.tree_util.tree_leaves(critic_z):  # the parameter-free critics have none
             params["critic"] = {
-                "z": self.critic_z.init(k_cz),
+                "z": critic_z,
                 "w": stack_trees([self.critic_w.init(k) for k in jax.random.split(k_cw, m)]),
             }
         if cfg.diffusion_prior:

@@ -11,7 +11,6 @@ from typing import Any, Mapping
 VIEW_KINDS = ("image", "latent", "vector", "caption")
 LIKELIHOODS = ("laplace", "normal", "categorical", "bernoulli")
 POSTERIORS = ("normal", "laplace")
-CRITICS = ("cosine", "centered", "projection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +76,7 @@ class ModelConfig:
     posterior: 'normal' (scale = softplus(raw) + eps) or 'laplace' (softmax(raw) * dim + eps).
     prior_raw_scale: the fixed raw scale of p(z), p(w_m), mapped by the same convention.
     critic: 'cosine' (parameter-free), 'centered' (cosine of batch-centred codes, parameter-free) or
-      'projection' (2-layer MLP head, then cosine); see `models.critic`.
+      'projection' (2-layer MLP head, then cosine), or a name given to `models.critic.register_critic`.
     diffusion_prior: build the latent score networks (SPEC 2.4).
     vmap_views: run views of identical spec through one vmapped apply (else a Python loop).
     remat: keep only the inputs of the ResBlocks and of the encoders' input / decoders' output stages
@@ -109,8 +108,10 @@ class ModelConfig:
             raise ValueError(f"a multimodal VAE needs at least 2 views, got {len(views)}")
         if self.posterior not in POSTERIORS:
             raise ValueError(f"posterior {self.posterior!r} is not one of {POSTERIORS}")
-        if self.critic not in CRITICS:
-            raise ValueError(f"critic {self.critic!r} is not one of {CRITICS}")
+        from idmvae_jax.models.critic import critic_names  # the registry (models.critic.register_critic)
+
+        if self.critic not in critic_names():
+            raise ValueError(f"critic {self.critic!r} is not one of {critic_names()}")
         if self.compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {self.compute_dtype!r}")
 
