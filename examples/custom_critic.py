@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from idmvae_jax import build, data
 from idmvae_jax.training.loss import loss_fn as library_loss_fn
-from idmvae_jax.config_defaults import load_config
+from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
 from idmvae_jax.training import step as train_step_lib
 from idmvae_jax.models.multimodal import make_model
 
@@ -34,21 +34,16 @@ def rbf_critic(a: jax.Array, b: jax.Array, bandwidth: float = 1.0) -> jax.Array:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/polymnist_quadrant.py:tiny")
+    add_config_arguments(p, "configs/polymnist_quadrant.py:tiny")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--bandwidth", type=float, default=1.0)
-    p.add_argument("--num_views", type=int, default=0, help="keep the first N views (0 = all)")
-    p.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Returns the first batch's library (cosine) aux, the RBF training metrics, the params."""
     args = parse_args(argv)
-    config = load_config(args.config)
-    config.data.num_views = args.num_views
-    if args.data_dir:
-        config.data.cache_dir = args.data_dir
+    config = config_from_arguments(args)
     cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
     loss_fn = functools.partial(library_loss_fn, critic_z=functools.partial(rbf_critic, bandwidth=args.bandwidth))
 

@@ -17,26 +17,21 @@ import optax
 
 from idmvae_jax import build, data
 from idmvae_jax.training.loss import loss_fn
-from idmvae_jax.config_defaults import load_config
+from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
 from idmvae_jax.models.multimodal import make_model
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/polymnist_quadrant.py:tiny")
+    add_config_arguments(p, "configs/polymnist_quadrant.py:tiny")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--num_views", type=int, default=0, help="keep the first N views (0 = all)")
-    p.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Trains `--steps` steps; returns the losses, the fixed-batch loss before/after, the params."""
     args = parse_args(argv)
-    config = load_config(args.config)
-    config.data.num_views = args.num_views
-    if args.data_dir:
-        config.data.cache_dir = args.data_dir
+    config = config_from_arguments(args)
 
     info = data.get_dataset_info(config.data)  # prepares the dataset once (cached)
     cfg = build.build_idmvae_config(config, info)  # typed IDMVAEConfig: model, loss, diffusion

@@ -20,7 +20,7 @@ import optax
 
 from idmvae_jax import build, data
 from idmvae_jax.training.loss import loss_fn
-from idmvae_jax.config_defaults import load_config
+from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
 from idmvae_jax.models.multimodal import group_name, make_model
 
 VECTOR_DIM = 10  # one entry per digit class
@@ -34,20 +34,15 @@ def vector_view(y_shared: np.ndarray, rng: np.random.Generator, noise: float = 0
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/polymnist_quadrant.py:tiny")
+    add_config_arguments(p, "configs/polymnist_quadrant.py:tiny")
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--num_views", type=int, default=0, help="image views kept (0 = all)")
-    p.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Returns the typed config, the initial and final params, the first gradients and the losses."""
     args = parse_args(argv)
-    config = load_config(args.config)
-    config.data.num_views = args.num_views
-    if args.data_dir:
-        config.data.cache_dir = args.data_dir
+    config = config_from_arguments(args)
     config.model.vector.hidden = (32, 16)  # encoder MLP widths of vector views (decoder: reversed)
 
     info = data.get_dataset_info(config.data)

@@ -24,7 +24,6 @@ import numpy as np
 from idmvae_jax import build, data, generation
 
 from idmvae_jax.training import checkpointing, parallel, writers
-from idmvae_jax.training import step as train_step_lib
 
 SECTIONS = ("seed", "data", "model", "loss", "diffusion", "train", "parallel", "eval")
 
@@ -42,18 +41,8 @@ def restore(workdir: str):
     config, saved_info = load_run_config(workdir)
     info = data.DatasetInfo.from_dict(saved_info) if saved_info else data.get_dataset_info(config.data)
     cfg = build.build_idmvae_config(config, info)
-    optimizer = train_step_lib.make_optimizer(config.train)  # the checkpoint holds its state too
-    init_fn = train_step_lib.make_init_fn(cfg, optimizer, int(config.seed))
-    abstract = parallel.abstract_state(init_fn, parallel.make_mesh(1))  # shapes only, no init
-    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
-    try:
-        step = ckpt.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {ckpt.directory}; train first")
-        state, _ = ckpt.restore(abstract, step)
-    finally:
-        ckpt.close()
-    return config, cfg, info, state.params, step
+    params, step = checkpointing.restore_params(workdir, cfg, config.train, config.seed, parallel.make_mesh(1))
+    return config, cfg, info, params, step
 
 
 def parse_args(argv):

@@ -15,6 +15,7 @@ from PIL import Image
 from idmvae_jax import data, objective
 
 from idmvae_jax.training import loop
+from idmvae_jax.config_defaults import load_config
 from idmvae_jax.core.similarity import cosine_scores
 from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.models.multimodal import group_name, make_model
@@ -99,7 +100,7 @@ def test_new_modality(data_dir):
 
 
 def test_sample_unconditional(data_dir, tmp_path, monkeypatch):
-    config = load_example("custom_training_loop").load_config(f"{CONFIG}:tiny,diffusion")
+    config = load_config(f"{CONFIG}:tiny,diffusion")
     config.data.cache_dir = data_dir
     config.data.num_views = 2
     config.parallel.num_devices = 1
@@ -133,7 +134,7 @@ def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):
     assert not leaves_differ(before["branch_w"], after["branch_w"])
     assert not leaves_differ(r["initial_params"]["decoders"], r["params"]["decoders"])
     # the probe and the objective see the model's inputs (preprocessed images), as loss_fn does
-    config = load_example("custom_training_loop").load_config(f"{CONFIG}:tiny")
+    config = load_config(f"{CONFIG}:tiny")
     config.data.cache_dir = data_dir
     xs = data.load_split(config.data, "test", max_examples=8)["x"]
     model = make_model(r["cfg"].model)
@@ -152,7 +153,7 @@ def test_decoder_autoencoder_learns_and_scores_its_reconstructions(data_dir):
     assert r["params"]["encoder"]["mu"]["kernel"].shape[-1] == 5  # the code has --latent_dim units
     assert leaves_differ(r["initial_params"], r["params"])
     # the printed mae is that of the returned model on view 1 of the test split
-    config = load_example("custom_training_loop").load_config(f"{CONFIG}:tiny")
+    config = load_config(f"{CONFIG}:tiny")
     config.data.cache_dir = data_dir
     x = data.load_split(config.data, "test")["x"][1].astype(np.float32) / 255.0
     mae = np.mean(np.abs(np.asarray(r["reconstruct"](r["params"], x)) - x))

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from idmvae_jax import data
+from idmvae_jax import build, data
 
 from idmvae_jax.training import checkpointing, loop, parallel, preemption, writers
 from idmvae_jax.training.loss import loss_fn
@@ -94,9 +94,10 @@ def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):
     assert ckpt.latest_step() == 4  # nothing written after the bad step
     ckpt.close()
     # the last good checkpoint still holds the uninterrupted run's parameters
-    state_a = runs["state_a"]
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state_a)
-    restored = checkpointing.restore_params(str(workdir), abstract)
+    state_a, config = runs["state_a"], tiny_config(runs["data_dir"], 8)
+    cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
+    restored, step = checkpointing.restore_params(str(workdir), cfg, config.train, config.seed, parallel.make_mesh(1))
+    assert step == 4
     jax.tree.map(np.testing.assert_array_equal, host(restored), host(state_a.params))
 
 

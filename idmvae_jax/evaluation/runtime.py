@@ -33,21 +33,10 @@ def make_eval_mesh(config) -> Tuple[jax.sharding.Mesh, int]:
 def restore_for_eval(config, workdir: str, mesh):
     """(typed cfg, DatasetInfo, params on `mesh`, checkpoint step) of the latest checkpoint."""
     from idmvae_jax import build
-    from idmvae_jax.training import checkpointing, parallel, step as train_step
     from idmvae_jax.data import get_dataset_info
+    from idmvae_jax.training import checkpointing
 
     info = get_dataset_info(config.data)
     cfg = build.build_idmvae_config(config, info)
-    init_fn = train_step.make_init_fn(cfg, train_step.make_optimizer(config.train), int(config.seed))
-    abstract = parallel.abstract_state(init_fn, mesh)
-    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
-    try:
-        step = ckpt.latest_step()
-        if step is None:
-            raise FileNotFoundError(
-                f"no checkpoint in {ckpt.directory}; train first: "
-                f"python -m idmvae_jax.main --config=... --workdir={workdir}")
-        state, _ = ckpt.restore(abstract, step)
-    finally:
-        ckpt.close()
-    return cfg, info, state.params, int(step)
+    params, step = checkpointing.restore_params(workdir, cfg, config.train, config.seed, mesh)
+    return cfg, info, params, step

@@ -10,7 +10,7 @@ Only the last `keep` checkpoints are kept.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Optional
 
 import orbax.checkpoint as ocp
 
@@ -78,11 +78,23 @@ class Checkpointer:
         self.manager.close()
 
 
-def restore_params(workdir: str, abstract_state: Any, step: Optional[int] = None):
-    """Convenience for evaluation: the params of the latest (or given) checkpoint in WORKDIR."""
+def restore_params(workdir: str, cfg, train_config, seed: int, mesh, step: Optional[int] = None):
+    """(params, step) of the latest (or given) checkpoint in WORKDIR, restored onto `mesh` into the
+    abstract state of the run (typed `cfg`, `config.train`, `config.seed`): nothing is initialised.
+    Raises FileNotFoundError, naming the training command, when WORKDIR holds no checkpoint."""
+    from idmvae_jax.training import parallel
+    from idmvae_jax.training import step as step_lib
+
+    init_fn = step_lib.make_init_fn(cfg, step_lib.make_optimizer(train_config), int(seed))
+    abstract = parallel.abstract_state(init_fn, mesh)
     ckpt = Checkpointer(workdir, async_save=False)
     try:
-        state, _ = ckpt.restore(abstract_state, step)
+        step = ckpt.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(
+                f"no checkpoint in {ckpt.directory}; train first: "
+                f"python -m idmvae_jax.main --config=... --workdir={workdir}")
+        state, _ = ckpt.restore(abstract, step)
     finally:
         ckpt.close()
-    return state.params
+    return state.params, int(step)
