@@ -1,4 +1,5 @@
 """The benchmark command: one JSON line with every key and sane values; jit, pmap and bf16 run."""
+import dataclasses
 import json
 import math
 import os
@@ -116,7 +117,8 @@ def _part_counts(config):
 
     views = inputs.config_views(config)
     cfg = build_idmvae_config(config, views)
-    return {p["name"]: p["count"] for p in parts_lib.part_plan(cfg)}, cfg
+    batch = inputs.random_batch(views, int(config.train.batch_size))
+    return {p["name"]: p["count"] for p in parts_lib.part_plan(cfg, batch)}, cfg
 
 
 def test_part_counts_of_the_paper_step():
@@ -126,6 +128,24 @@ def test_part_counts_of_the_paper_step():
                       "noise": 1, "optimizer": 1}
     counts, _ = _part_counts(load_config("paper,mmvaeplus"))
     assert counts["decoder[0]"] == 25 and counts["encoder_w[0]"] == 5 and "score_nets" not in counts
+
+
+def test_part_counts_come_from_the_loss():
+    """The counts are read from a trace of loss_fn: K = 2 samples doubles the ELBO's M * K decodes
+    per view (50 + 10), the views' vmap / remat settings change nothing, and the cached model's
+    networks are the unwrapped ones afterwards."""
+    from idmvae_jax.models.multimodal import make_model
+
+    config = load_config("tiny")
+    config.loss.num_samples = 2
+    counts, cfg = _part_counts(config)
+    assert counts["decoder[0]"] == 60 and counts["encoder_w[0]"] == counts["encoder_z[0]"] == 10
+    model = make_model(dataclasses.replace(cfg.model, vmap_views=False, remat=False))
+    encoders, decoders = model.encoders, model.decoders
+    config.model.vmap_views, config.model.remat = "true", True
+    assert _part_counts(config)[0] == counts
+    assert model.encoders is encoders and model.decoders is decoders
+    assert all(d.apply.__name__ == "apply" for d in decoders)
 
 
 def test_views_come_from_the_config_alone():

@@ -6,6 +6,7 @@
   flops        the step's FLOPs (cost analysis: `training.xla_cost.cost_flops`), measured peak, MFU
   memory       XLA's memory analysis of the compiled step (the process's RSS: `training.host_memory`)
   parts        the step-parts account (`--parts`): each component timed alone, times its count
+  step_calls   those counts, read from a trace of the step's loss (not restated)
   op_profile   profiler time per HLO instruction joined with the compiled HLO (`--op_profile`)
 
 What the numbers mean: docs/benchmarks.md.

@@ -6,7 +6,9 @@ Parts, each fwd+bwd at the step's batch B, precision and remat policy, on the de
   score_nets                   the whole diffusion loss (shared z net on M*B, one w net per view)
   noise                        `training.loss.draw_step_noise` for the batch (forward only)
   optimizer                    the optax update + apply_updates on every parameter
-`part_plan` says how often one step runs each part. `parts_account` sets the sum of parts against the measured step.
+How often one step runs each network part comes from tracing the step's loss
+(`step_calls.network_calls`); the others run once per step (score_nets when the loss has the
+diffusion term). `parts_account` sets the sum of parts against the measured step.
 """
 from __future__ import annotations
 
@@ -16,40 +18,24 @@ from typing import Optional
 
 import numpy as np
 
+from idmvae_jax.benchmarking.step_calls import network_calls
 from idmvae_jax.benchmarking.timing import summary, time_calls
 from idmvae_jax.training.xla_cost import cost_flops
 
 NETWORK_PARTS = ("encoder_w", "encoder_z", "decoder")
 
 
-def part_plan(cfg) -> list:
-    """The components of one train step and how often each runs, as a list of dicts
-    {name, what, count, group} for the parts `measure_parts` times.
-
-    Per view group g of size M_g (M views in all, K samples, B examples):
-      encoder_w / encoder_z    one branch fwd+bwd at batch B: M_g each for the posterior,
-                               + M_g each for the cycle term's re-encodes (l2 > 0; only the branch the
-                               cycle term reads is computed, so z and w once each per view)
-      decoder                  one decoder fwd+bwd at batch B: M * K decodes per target view of the
-                               ELBO (all sources incl. self) + 2 per view for the cycle term
-      score_nets               the whole diffusion loss (shared z net on M*B, one w net per view) fwd+bwd
-      noise                    draw_example_noise for the batch (forward only)
-      optimizer                optax update + apply_updates on every parameter
-    """
+def part_plan(cfg, batch: dict) -> list:
+    """The components of one train step of `cfg` on `batch` and how often each runs: a list of
+    dicts {name, what, count, group} in the order `measure_parts` times them."""
     from idmvae_jax.models.multimodal import make_model
 
-    mc, lc = cfg.model, cfg.loss
-    model = make_model(mc)
-    m, k = mc.num_views, lc.num_samples
+    calls = network_calls(cfg, batch)
     plan = []
-    for g, (spec, idx) in enumerate(model.groups):
-        mg = len(idx)
-        cycle = mg if lc.genaug_weight else 0
-        plan.append(dict(name=f"encoder_w[{g}]", group=g, what="encoder_w", count=mg + cycle))
-        plan.append(dict(name=f"encoder_z[{g}]", group=g, what="encoder_z", count=mg + cycle))
-        plan.append(dict(name=f"decoder[{g}]", group=g, what="decoder",
-                         count=mg * m * k + (2 * mg if lc.genaug_weight else 0)))
-    if lc.diffusion_weight:
+    for g in range(len(make_model(cfg.model).groups)):
+        for what in NETWORK_PARTS:
+            plan.append(dict(name=f"{what}[{g}]", group=g, what=what, count=calls.get((what, g), 0)))
+    if cfg.loss.diffusion_weight:  # loss_fn computes a term only when its weight is non-zero
         plan.append(dict(name="score_nets", group=None, what="score_nets", count=1))
     plan.append(dict(name="noise", group=None, what="noise", count=1))
     plan.append(dict(name="optimizer", group=None, what="optimizer", count=1))
@@ -130,7 +116,7 @@ def _part_fn(what: str, cfg, group: Optional[int], params, batch_size: int, opti
 
 
 def measure_parts(cfg, params, batch: dict, optimizer, steps: int, warmup: int, seed: int = 0) -> list:
-    """Times every part of `part_plan(cfg)` in isolation on the default device; returns per
+    """Times every part of `part_plan(cfg, batch)` in isolation on the default device; returns per
     part name, count, time_s {median, min, max} per call, total_s, compile_s, flops per call and
     achieved FLOP/s."""
     import jax
@@ -138,7 +124,7 @@ def measure_parts(cfg, params, batch: dict, optimizer, steps: int, warmup: int, 
     rng = np.random.default_rng(seed)
     batch_size = int(batch["x"][0].shape[0])
     out = []
-    for entry in part_plan(cfg):
+    for entry in part_plan(cfg, batch):
         fn, args, donate = _part_fn(entry["what"], cfg, entry["group"], params, batch_size, optimizer, rng)
         t0 = time.perf_counter()
         compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
