@@ -10,6 +10,7 @@
                         explicit multi-process set-up (defaults: the environment variables
                         JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)
 
+`define_config_flag` defines --config alone (the benchmark's only shared flag).
 `initialize_distributed_from_flags` then initialises jax.distributed when those flags ask for it.
 """
 from __future__ import annotations
@@ -21,14 +22,23 @@ from absl import app, flags
 from ml_collections import config_flags
 
 
+def define_config_flag(flag_values: Optional[flags.FlagValues] = None, *,
+                       sys_argv: Optional[Sequence[str]] = None) -> flags.FlagValues:
+    """Defines --config (locked: a misspelt --config.X=Y is an error) on `flag_values` (default
+    `absl.flags.FLAGS`), reading the overrides from `sys_argv` (default sys.argv). Returns the
+    FlagValues."""
+    fv = flags.FLAGS if flag_values is None else flag_values
+    config_flags.DEFINE_config_file("config", None, "The run's config file.", flag_values=fv,
+                                    lock_config=True, sys_argv=None if sys_argv is None else list(sys_argv))
+    return fv
+
+
 def define_run_flags(flag_values: Optional[flags.FlagValues] = None, *,
                      sys_argv: Optional[Sequence[str]] = None) -> flags.FlagValues:
     """Defines --config, --workdir and the jax.distributed flags on `flag_values` (default
     `absl.flags.FLAGS`); `sys_argv` is the argv the --config.X=Y overrides are read from (default
     sys.argv). Returns the FlagValues."""
-    fv = flags.FLAGS if flag_values is None else flag_values
-    config_flags.DEFINE_config_file("config", None, "The run's config file.", flag_values=fv,
-                                    lock_config=True, sys_argv=None if sys_argv is None else list(sys_argv))
+    fv = define_config_flag(flag_values, sys_argv=sys_argv)
     flags.DEFINE_string("workdir", None, "The run's directory (checkpoints, metrics, samples).",
                         flag_values=fv)
     flags.DEFINE_bool("distributed", False,

@@ -1,4 +1,5 @@
 """The benchmark command: one JSON line with every key and sane values; jit, pmap and bf16 run."""
+import dataclasses
 import json
 import math
 import os
@@ -8,9 +9,10 @@ import sys
 import jax
 import pytest
 
-from idmvae_jax import benchmark, config_defaults
-
-from idmvae_jax.training import host_memory
+from idmvae_jax import config_defaults
+from idmvae_jax.benchmarking import inputs, memory, parts as parts_lib
+from idmvae_jax.benchmarking.run import run_benchmark
+from idmvae_jax.training import host_memory, xla_cost
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "polymnist_quadrant.py")
@@ -81,7 +83,7 @@ def test_jit_and_pmap_on_8_devices(fast_compile):
     assert jax.device_count() == 8  # conftest
     results = {}
     for mode in ("jit", "pmap"):
-        r = benchmark.run_benchmark(load_config("tiny"), mode=mode, devices=8, steps=5, warmup=1, peak_flops=1e11)
+        r = run_benchmark(load_config("tiny"), mode=mode, devices=8, steps=5, warmup=1, peak_flops=1e11)
         check_sane(r, devices=8, batch_size=16, mode=mode, precision="f32")
         results[mode] = r
     # flops are what the devices execute, summed over devices. pmap runs the per-device program
@@ -96,8 +98,8 @@ def test_jit_and_pmap_on_8_devices(fast_compile):
 
 @pytest.mark.slow
 def test_bf16_and_parts(fast_compile):
-    r = benchmark.run_benchmark(load_config("tiny,diffusion"), precision="bf16", devices=1, steps=5,
-                                warmup=1, peak_flops=1e11, parts=True)
+    r = run_benchmark(load_config("tiny,diffusion"), precision="bf16", devices=1, steps=5,
+                      warmup=1, peak_flops=1e11, parts=True)
     check_sane(r, devices=1, batch_size=16, mode="jit", precision="bf16")
     parts = r["parts"]
     names = [p["name"] for p in parts["items"]]
@@ -110,31 +112,52 @@ def test_bf16_and_parts(fast_compile):
     assert parts["flops_sum"] == pytest.approx(r["flops_per_step"], rel=0.2)
 
 
-def test_part_counts_of_the_paper_step():
-    """5 views x (w, z) posterior branches + 5 x (w, z) re-encodes, 25 + 10 decodes at batch B."""
+def _part_counts(config):
     from idmvae_jax.build import build_idmvae_config
 
-    config = load_config("paper,diffusion")
-    cfg = build_idmvae_config(config, benchmark.config_views(config))
-    counts = {p["name"]: p["count"] for p in benchmark.part_plan(cfg)}
+    views = inputs.config_views(config)
+    cfg = build_idmvae_config(config, views)
+    batch = inputs.random_batch(views, int(config.train.batch_size))
+    return {p["name"]: p["count"] for p in parts_lib.part_plan(cfg, batch)}, cfg
+
+
+def test_part_counts_of_the_paper_step():
+    """5 views x (w, z) posterior branches + 5 x (w, z) re-encodes, 25 + 10 decodes at batch B."""
+    counts, _ = _part_counts(load_config("paper,diffusion"))
     assert counts == {"encoder_w[0]": 10, "encoder_z[0]": 10, "decoder[0]": 35, "score_nets": 1,
                       "noise": 1, "optimizer": 1}
-    mmvaeplus = load_config("paper,mmvaeplus")
-    cfg = build_idmvae_config(mmvaeplus, benchmark.config_views(mmvaeplus))
-    counts = {p["name"]: p["count"] for p in benchmark.part_plan(cfg)}
+    counts, _ = _part_counts(load_config("paper,mmvaeplus"))
     assert counts["decoder[0]"] == 25 and counts["encoder_w[0]"] == 5 and "score_nets" not in counts
 
 
+def test_part_counts_come_from_the_loss():
+    """The counts are read from a trace of loss_fn: K = 2 samples doubles the ELBO's M * K decodes
+    per view (50 + 10), the views' vmap / remat settings change nothing, and the cached model's
+    networks are the unwrapped ones afterwards."""
+    from idmvae_jax.models.multimodal import make_model
+
+    config = load_config("tiny")
+    config.loss.num_samples = 2
+    counts, cfg = _part_counts(config)
+    assert counts["decoder[0]"] == 60 and counts["encoder_w[0]"] == counts["encoder_z[0]"] == 10
+    model = make_model(dataclasses.replace(cfg.model, vmap_views=False, remat=False))
+    encoders, decoders = model.encoders, model.decoders
+    config.model.vmap_views, config.model.remat = "true", True
+    assert _part_counts(config)[0] == counts
+    assert model.encoders is encoders and model.decoders is decoders
+    assert all(d.apply.__name__ == "apply" for d in decoders)
+
+
 def test_views_come_from_the_config_alone():
-    views = benchmark.config_views(load_config("paper"))
+    views = inputs.config_views(load_config("paper"))
     assert [(v.kind, v.shape, v.dtype) for v in views] == [("image", (64, 64, 3), "uint8")] * 5
-    assert [v.shape for v in benchmark.config_views(load_config("mini"))] == [(32, 32, 3)] * 5
-    batch = benchmark.random_batch(views, 4)
+    assert [v.shape for v in inputs.config_views(load_config("mini"))] == [(32, 32, 3)] * 5
+    batch = inputs.random_batch(views, 4)
     assert [x.shape for x in batch["x"]] == [(4, 64, 64, 3)] * 5 and batch["x"][0].dtype.name == "uint8"
     config = load_config("tiny")
     config.data.name = "npz"
     with pytest.raises(ValueError, match="never reads a dataset"):
-        benchmark.config_views(config)
+        inputs.config_views(config)
 
 
 def test_cost_analysis_shapes():
@@ -150,11 +173,11 @@ def test_cost_analysis_shapes():
         def cost_analysis(self):
             return None
 
-    assert benchmark.cost_flops(Dict()) == 10.0
-    assert benchmark.cost_flops(ListOfDicts()) == 10.0
-    assert benchmark.cost_flops(Missing()) is None
+    assert xla_cost.cost_flops(Dict()) == 10.0
+    assert xla_cost.cost_flops(ListOfDicts()) == 10.0
+    assert xla_cost.cost_flops(Missing()) is None
     stats = {"temp_size_in_bytes": 5, "argument_size_in_bytes": 3, "output_size_in_bytes": 2, "alias_size_in_bytes": 2}
-    assert benchmark.xla_peak_bytes(stats) == 8
+    assert memory.xla_peak_bytes(stats) == 8
     assert not math.isnan(host_memory.peak_rss_bytes())
 
 

@@ -1,5 +1,5 @@
 """The names the README and docs/*.md cite exist: `module.function` of the package, repository
-paths such as `idmvae_jax/op_profile.py` or `launch/local.sh`, and `tests/FILE.py::test_name`."""
+paths such as `idmvae_jax/benchmarking/op_profile.py` or `launch/local.sh`, and `tests/FILE.py::test_name`."""
 import importlib
 import importlib.util
 import os

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idmvae_jax import op_profile
+from idmvae_jax.benchmarking import op_profile
 
 N, H, W, CIN, COUT, K = 4, 16, 12, 3, 8, 3
 

@@ -26,6 +26,7 @@ from idmvae_jax.training import parallel
 from idmvae_jax.training import preemption
 from idmvae_jax.training import step as train_step_lib
 from idmvae_jax.training import writers
+from idmvae_jax.training import xla_cost
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -207,7 +208,7 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
                     if pstep.mode == "jit":
                         compiled = pstep.lower(device_state, batch).compile()
                         step_fn = compiled
-                        flops = _flops(compiled)
+                        flops = xla_cost.cost_flops(compiled)
                         logging.info("compiled the train step in %.1f s%s", time.perf_counter() - t0,
                                      f" ({flops / k:.3g} FLOPs per step)" if flops else "")
                     device_state, metrics = step_fn(device_state, batch)
@@ -253,11 +254,3 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
         writer.close()
         iterator.close()
 
-
-def _flops(compiled) -> Optional[float]:
-    try:
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        return float(cost.get("flops", 0.0)) or None
-    except Exception:  # noqa: BLE001 - cost analysis is optional
-        return None

@@ -296,3 +296,27 @@ def rollup(rows: list, depth: int) -> list:
     out = [{"group": g, **a, "flops_per_sec": a["flops"] / a["seconds"] if a["seconds"] > 0 else None,
             "share": a["seconds"] / total} for g, a in acc.items()]
     return sorted(out, key=lambda r: -r["seconds"])
+
+
+def step_op_account(compiled, call: Callable[[], object], steps: int, num_devices: int,
+                    steps_per_dispatch: int, step_s: float) -> dict:
+    """The benchmark's `op_account`: `steps` calls of the compiled step profiled, each HLO
+    instruction's time per train step and device grouped by layer type, with the rollups."""
+    import tempfile
+
+    k = steps_per_dispatch
+    with tempfile.TemporaryDirectory() as trace_dir:
+        seconds = profile_op_times(call, steps, trace_dir)
+    rows = op_account(compiled.as_text(), {n: s / k for n, s in seconds.items()}, num_devices)
+    return {
+        "note": ("XLA profiler time per HLO instruction per step and device, grouped network/direction/"
+                 "kind [shape]; FLOPs of convolutions and dots (2 per multiply-add); instructions may "
+                 "overlap in time, so ops_s can exceed the step time"),
+        "profiled_steps": steps * k,
+        "ops_s": sum(r["seconds"] for r in rows),
+        "step_s": step_s,
+        "flops": sum(r["flops"] for r in rows),
+        "by_kind": rollup(rows, -1),
+        "by_network": rollup(rows, 2),
+        "groups": rows,
+    }
