@@ -75,7 +75,7 @@ case "$cmd" in
     pre=(); [[ -f "${OUT}_preamble.md" ]] && pre=("--preamble=${OUT}_preamble.md")
     [[ -n "$README" ]] && pre+=("--readme=$README")
     if [[ "$cmd" == collect ]]; then src=("--root=$ROOT"); else src=(--from_json); fi
-    python -m idmvae_jax.results "${src[@]}" --out="$OUT" "${pre[@]}" ;;
+    python -m idmvae_jax.tools.results "${src[@]}" --out="$OUT" "${pre[@]}" ;;
   list)
     for run in "${RUNS[@]}"; do
       if finished "$ROOT/$run"; then echo "$run finished"; else echo "$run pending"; fi

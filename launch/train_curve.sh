@@ -8,7 +8,7 @@
 # whose metrics_N.json exists is skipped, so the script can be stopped and rerun at any point; an
 # evaluation that is not of step N (N below a step already trained) stops it with an error.
 # The learning rate has no schedule, so the pieces train exactly as one run of the last N would.
-# Ends with the table of `python -m idmvae_jax.results --curve=WORKDIR`.
+# Ends with the table of `python -m idmvae_jax.tools.results --curve=WORKDIR`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if (( $# < 3 )); then
@@ -49,4 +49,4 @@ for n in "${steps[@]}"; do
   cp "$WORKDIR/eval/metrics.json" "$WORKDIR/metrics_$n.json"
   echo "== $n steps: train $((t1 - t0)) s, evaluate $((SECONDS - t1)) s"
 done
-python -m idmvae_jax.results --curve="$WORKDIR"
+python -m idmvae_jax.tools.results --curve="$WORKDIR"

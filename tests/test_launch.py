@@ -121,7 +121,7 @@ def test_multiprocess_local_starts_one_process_per_id_on_one_port(tmp_path):
 # and writes metrics whose z->digit is the step count / 10,000; training fails at the step count
 # in $FAIL_AT; results (the closing table) runs for real.
 FAKE_PYTHON_CURVE = r'''#!/usr/bin/env bash
-if [ "$2" = "idmvae_jax.results" ] || [ "$1" = "-c" ]; then exec "$REAL_PYTHON" "$@"; fi
+if [ "$2" = "idmvae_jax.tools.results" ] || [ "$1" = "-c" ]; then exec "$REAL_PYTHON" "$@"; fi
 for a in "$@"; do case "$a" in --workdir=*) wd="${a#--workdir=}";; --config.train.num_steps=*) n="${a#*=}";; esac; done
 mkdir -p "$wd/eval"
 if [ "$2" = "idmvae_jax.main" ]; then

@@ -1,4 +1,4 @@
-"""idmvae_jax.results: collecting finished runs into the results table (numbers from metrics.json)."""
+"""idmvae_jax.tools.results: collecting finished runs into the results table (numbers from metrics.json)."""
 import json
 import os
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from idmvae_jax import results
+from idmvae_jax.tools import results
 
 
 def _run(root, name, metrics, config=None, info=None, finished=True):

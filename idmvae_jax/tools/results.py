@@ -1,4 +1,4 @@
-r"""Collects finished runs into a results table: `python -m idmvae_jax.results --root=DIR --out=PREFIX`.
+r"""Collects finished runs into a results table: `python -m idmvae_jax.tools.results --root=DIR --out=PREFIX`.
 
 DIR holds one workdir per run, named `{variant}_seed{S}` (what launch/reproduce_mini.sh makes);
 a run counts once `eval/metrics.json` exists. `--from_json` instead re-renders PREFIX.md (and the
