@@ -1,4 +1,4 @@
-r"""The whole IDMVAE objective around networks of your own: only `idmvae_jax.objective` is used.
+r"""The whole IDMVAE objective around networks of your own, from `idmvae_jax.objective` and `core` only.
 
     python examples/fork_objective.py --steps=200
 

@@ -10,9 +10,8 @@ import dataclasses
 from typing import Any, Mapping
 
 from idmvae_jax.models.specs import ModelConfig
-
-GENAUG_SAMPLING = ("posterior", "prior", "diffusion_prior")
-GENAUG_LOSSES = ("contrastive", "l2")
+from idmvae_jax.objective.genaug import LOSS_TYPES as GENAUG_LOSSES
+from idmvae_jax.objective.genaug import SAMPLING as GENAUG_SAMPLING
 
 
 @dataclasses.dataclass(frozen=True)

@@ -155,8 +155,12 @@ def test_views_come_from_the_config_alone():
     batch = inputs.random_batch(views, 4)
     assert [x.shape for x in batch["x"]] == [(4, 64, 64, 3)] * 5 and batch["x"][0].dtype.name == "uint8"
     config = load_config("tiny")
+    described = inputs.config_views(config)
+    from idmvae_jax import data  # the prepared dataset has the views the config describes
+
+    assert tuple(data.get_dataset_info(config.data).views) == tuple(described)
     config.data.name = "npz"
-    with pytest.raises(ValueError, match="never reads a dataset"):
+    with pytest.raises(ValueError, match="config alone cannot describe"):
         inputs.config_views(config)
 
 

@@ -198,13 +198,14 @@ def test_remat_lowers_the_compiled_peak_memory():
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0][1], grads[1][1])
 
 
-def test_a_registered_learnable_critic_gets_its_own_parameters_and_gradients():
+def test_a_registered_learnable_critic_gets_its_own_parameters_and_gradients(request):
     """register_critic: a bilinear critic s_pq = a_p^T A b_q is one factory and one call; the model
     gives it params['critic'] (z shared, w stacked over the views) and the objective trains it."""
     import functools
 
     from idmvae_jax import objective
     from idmvae_jax.config import IDMVAEConfig, LossConfig
+    from idmvae_jax.models import critic as critic_module
     from idmvae_jax.models.critic import critic_names, register_critic
     from idmvae_jax.models.network import Network
     from idmvae_jax.training.loss import loss_fn
@@ -214,6 +215,7 @@ def test_a_registered_learnable_critic_gets_its_own_parameters_and_gradients():
                        lambda params, a, b: a @ params["a"] @ b.T)
 
     register_critic("bilinear_test", bilinear)
+    request.addfinalizer(lambda: critic_module._CRITICS.pop("bilinear_test"))
     assert "bilinear_test" in critic_names()
     vec = ViewSpec("vector", (5,), likelihood_scale=None, hidden=(8,))
     cfg = IDMVAEConfig(ModelConfig(views=(vec,) * 3, z_dim=3, w_dim=4, critic="bilinear_test"),

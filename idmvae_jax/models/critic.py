@@ -65,8 +65,12 @@ def register_critic(name: str, factory: Callable) -> None:
     """Makes `config.model.critic=name` build `factory(dim, width, out) -> Network` (init/apply as
     above; width and out are config.model.critic_width / critic_dim). A critic whose `init` returns
     parameters gets its own subtree, `params['critic']['z']` and one stacked over the views in
-    `params['critic']['w']`, trained with the rest; nothing else needs editing."""
+    `params['critic']['w']`, trained with the rest; nothing else needs editing. Models built
+    before a name is registered again are rebuilt (the model cache is cleared)."""
+    from idmvae_jax.models.multimodal import make_model  # (multimodal imports this module)
+
     _CRITICS[name] = factory
+    make_model.cache_clear()
 
 
 def critic_names() -> tuple:

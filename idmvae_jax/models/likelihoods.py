@@ -5,12 +5,10 @@ sums over all data dimensions of one example: (..., *shape) -> (...).
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
-_LOG_2PI = math.log(2.0 * math.pi)
+from idmvae_jax.core.distributions import _LOG_2PI
 
 
 def likelihood_log_prob(spec, out: dict, x: jax.Array) -> jax.Array:

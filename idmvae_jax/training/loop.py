@@ -135,7 +135,7 @@ def _jitted(fn, cfg, **kwargs):
 def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
     """Trains (or resumes) the run of `config` in `workdir`; returns the final canonical TrainState.
 
-    loss_fn: optional replacement objective (tests inject faults with it); default losses.loss_fn.
+    loss_fn: optional replacement objective (tests inject faults with it); default `training.loss.loss_fn`.
     Raises NonFiniteLossError when a loss term becomes NaN/inf (checkpoints before it stay intact),
     preemption.Preempted after checkpointing when SIGTERM/SIGUSR1 asked the run to stop.
     """
