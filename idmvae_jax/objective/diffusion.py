@@ -88,14 +88,14 @@ def q_sample(schedule: DiffusionSchedule, x0: jax.Array, t: jax.Array, noise: ja
 
     Args:
       schedule: the diffusion schedule.
-      x0: (B, d) clean data.
-      t: (B,) int steps in [0, T).
-      noise: (B, d) standard normal ε.
+      x0: (..., B, d) clean data.
+      t: (..., B) int steps in [0, T).
+      noise: (..., B, d) standard normal ε.
 
     Returns:
-      (B, d) x_t.
+      (..., B, d) x_t.
     """
-    abar = schedule.alphas_cumprod[t][:, None].astype(x0.dtype)
+    abar = schedule.alphas_cumprod[t][..., None].astype(x0.dtype)
     return jnp.sqrt(abar) * x0 + jnp.sqrt(1.0 - abar) * noise
 
 
@@ -117,15 +117,16 @@ def diffusion_loss_per_example(
     """Per-example weighted x0-prediction loss w_t · Σ_dims (f(x_t, t) − x0)².
 
     Args:
-      apply_fn: x0 predictor `apply_fn(params, x (B, d), t (B,) int) -> (B, d)`.
+      apply_fn: x0 predictor `apply_fn(params, x (..., B, d), t (..., B) int) -> (..., B, d)`.
       params: its parameters.
-      x0: (B, d) clean data (e.g. posterior means; gradients flow into it).
-      t: (B,) int steps in [0, T), drawn by the caller.
-      noise: (B, d) standard normal ε, drawn by the caller.
+      x0: (..., B, d) clean data (e.g. posterior means; gradients flow into it); leading axes
+        (e.g. one per view for stacked per-view networks) are carried to the predictor.
+      t: (..., B) int steps in [0, T), drawn by the caller.
+      noise: (..., B, d) standard normal ε, drawn by the caller.
       schedule: the diffusion schedule.
 
     Returns:
-      (B,) losses.
+      (..., B) losses.
     """
     x_t = q_sample(schedule, x0, t, noise)
     x0_hat = apply_fn(params, x_t, t)
@@ -241,9 +242,8 @@ def diffusion_prior_loss(
         lambda _, x, t: score_z_fn(x, t), None, mu_z.reshape(m * b, zd), t_z.reshape(m * b),
         noise_z.reshape(m * b, zd), schedule,
     ).reshape(m, b).mean(axis=1)
-    x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, mu_w, t_w, noise_w)
-    sq_err = jnp.sum(jnp.square(score_w_fn(x_t, t_w) - mu_w), axis=-1)  # (M, B)
-    d_w = jnp.mean(min_snr_weight(schedule, t_w).astype(sq_err.dtype) * sq_err, axis=1)
+    d_w = diffusion_loss_per_example(
+        lambda _, x, t: score_w_fn(x, t), None, mu_w, t_w, noise_w, schedule).mean(axis=1)  # (M,)
     return jnp.mean(d_z + d_w)
 
 

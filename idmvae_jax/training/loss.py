@@ -22,8 +22,7 @@ from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.generation import sample_diffusion_prior, score_fns
 from idmvae_jax.models.multimodal import make_model
 from idmvae_jax.objective import diffusion, elbo, genaug
-
-ScoresFn = Callable[[jax.Array, jax.Array], jax.Array]
+from idmvae_jax.objective.infonce import ScoresFn
 
 # Terms of loss_fn's aux, in the order the train step's non-finite guard reports them.
 AUX_TERMS = ("elbo", "recon", "kl", "cross_mi", "genaug", "diffusion", "total")
