@@ -74,7 +74,7 @@ def sample_prior_codes(params, key, num: int, cfg: IDMVAEConfig, prior: str = "g
 def reconstruct(params, xs, cfg: IDMVAEConfig) -> list:
     """Self-reconstructions from the posterior means: D_m([mu_w_m, mu_z_m]) for every view m."""
     model = make_model(cfg.model)
-    post = model.encode(params, network_inputs(cfg.model.views, xs))
+    post = encode(params, xs, cfg)
     u = jnp.concatenate([post.mu_w, post.mu_z], axis=-1)[:, None]  # (M, 1, B, D)
     return [x[0] for x in model.decode_mean(params, u)]
 
@@ -87,7 +87,7 @@ def cross_generate(params, xs, key, cfg: IDMVAEConfig, prior: str = "gaussian") 
     """
     model = make_model(cfg.model)
     m = cfg.model.num_views
-    post = model.encode(params, network_inputs(cfg.model.views, xs))
+    post = encode(params, xs, cfg)
     b = post.mu_z.shape[1]
     k_z, k_w = jax.random.split(key)
     z = dist.reparameterize(post.mu_z, post.scale_z, dist.standard_noise(cfg.model.posterior, k_z, post.mu_z.shape))
@@ -106,7 +106,7 @@ def generate_from_private(params, xs, key, cfg: IDMVAEConfig, prior: str = "gaus
     x_e's private label and carry no information about its shared label).
     """
     model = make_model(cfg.model)
-    post = model.encode(params, network_inputs(cfg.model.views, xs))
+    post = encode(params, xs, cfg)
     b = post.mu_w.shape[1]
     k_w, k_z = jax.random.split(key)
     w = dist.reparameterize(post.mu_w, post.scale_w, dist.standard_noise(cfg.model.posterior, k_w, post.mu_w.shape))

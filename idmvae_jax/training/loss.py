@@ -11,7 +11,7 @@ or under pmap (SPEC 5b). Adding a term: a function in `objective/`, its draws, o
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -119,7 +119,3 @@ def loss_fn(
     aux["total"] = total
     return total, aux
 
-
-def make_loss_fn(cfg: IDMVAEConfig, **options) -> Callable:
-    """loss_fn(params, batch, key) -> (total, aux) for `cfg`; options as in `loss_fn`."""
-    return lambda params, batch, key: loss_fn(params, batch, key, cfg, **options)
