@@ -83,7 +83,10 @@ def objective_numbers(name) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# The vmapped case runs in the slow set: CI covers vmapped == looped views through
+# tests/test_models.py::test_vmapped_views_equal_looped_views_and_single_view_apply.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.endswith("_vmapped") else n
+                                  for n in sorted(CASES)])
 def test_objective_matches_golden_numbers(name, fast_compile):
     got = objective_numbers(name)
     if os.environ.get("IDMVAE_WRITE_GOLDEN") and not name.endswith("_vmapped"):
