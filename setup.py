@@ -26,8 +26,12 @@ setup(
         "mlxtend>=0.23",
         "pillow>=10.0",
         "tensorboardX>=2.6",
+        "etils[epath]>=1.7",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        # Bucket workdirs: gs:// through gcsfs (Orbax's checkpoints need nothing more).
+        "gcs": ["gcsfs>=2024.2"],
+        # The tests run bucket workdirs against a GCS emulator on localhost.
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "gcsfs>=2024.2", "gcp-storage-emulator>=2024.8"],
     },
 )

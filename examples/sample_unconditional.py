@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import jax
 import ml_collections
 import numpy as np
 
-from idmvae_jax import build, data, generation
+from idmvae_jax import build, data, generation, storage
+from idmvae_jax.data import images
 
 from idmvae_jax.training import checkpointing, parallel, writers
 
@@ -30,7 +30,7 @@ SECTIONS = ("seed", "data", "model", "loss", "diffusion", "train", "parallel", "
 
 def load_run_config(workdir: str) -> tuple:
     """(the run's ConfigDict, its saved DatasetInfo dict or None) from WORKDIR/config.json."""
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+    with (storage.path(workdir) / "config.json").open(encoding="utf-8") as f:
         saved = json.load(f)
     config = ml_collections.ConfigDict({k: v for k, v in saved.items() if k in SECTIONS})
     return config, saved.get("dataset_info")  # written by training: a restore needs no dataset
@@ -58,7 +58,7 @@ def parse_args(argv):
 def main(argv=None) -> dict:
     """Writes the grid; returns its path, the grid (H, W, 3) floats and the checkpoint step."""
     args = parse_args(argv)
-    workdir = checkpointing.local_workdir(args.workdir)
+    workdir = storage.path(args.workdir)
     config, cfg, info, params, step = restore(workdir)
     if args.prior == "diffusion" and not cfg.model.diffusion_prior:
         raise SystemExit(f"{workdir} was trained without the diffusion prior (a ',diffusion' config); "
@@ -69,8 +69,7 @@ def main(argv=None) -> dict:
     if not rows:
         raise SystemExit(f"{info.name} has no image views to draw")
     grid = writers.image_grid(rows)
-    out = args.out or os.path.join(workdir, "samples", f"unconditional_{args.prior}.png")
-    writers.save_png(out, grid)
+    out = images.save_png(args.out or workdir / "samples" / f"unconditional_{args.prior}.png", grid)
     print(f"step {step}: {len(rows)} views x {args.num} samples -> {out}")
     return dict(path=out, grid=grid, step=step)
 

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import jax
 
+from idmvae_jax import errors
 from idmvae_jax import flags as run_flags
 from idmvae_jax.evaluation import run, runtime
 
@@ -45,7 +46,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run_flags.initialize_distributed_from_flags(fv)
     runtime.log(f"jax {jax.__version__}, {jax.device_count()} device(s) ({jax.devices()[0].platform}), "
                 f"{jax.process_count()} process(es)")
-    run.evaluate(config, workdir)
+    try:
+        run.evaluate(config, workdir)
+    except errors.UserError as error:
+        errors.report_and_exit(error)
     return 0
 
 

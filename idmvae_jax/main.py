@@ -46,6 +46,7 @@ def main(argv):
     import optax
     import orbax.checkpoint as ocp
 
+    from idmvae_jax import errors
     from idmvae_jax.training import loop, preemption
 
     logging.info("python %s; jax %s, jaxlib %s, flax %s, optax %s, orbax-checkpoint %s",
@@ -58,6 +59,8 @@ def main(argv):
               f"{jax.process_count()} process(es); workdir {FLAGS.workdir}", flush=True)
     try:
         loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except errors.UserError as error:
+        errors.report_and_exit(error)
     except loop.NonFiniteLossError as error:
         logging.error("%s", error)
         print(f"ERROR: {error}", file=sys.stderr, flush=True)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The same command on every worker of a Cloud TPU VM pod slice; jax.distributed auto-detects the
-# pod (--distributed). WORKDIR must be a POSIX path that every host sees as the same directory
-# (an NFS/Filestore or gcsfuse mount such as /mnt/bucket/run): gs:// URLs are not supported.
+# pod (--distributed). WORKDIR is one directory every host sees: a bucket URL (gs://bucket/run) or
+# shared storage (NFS/Filestore).
 #   launch/tpu_pod.sh TPU_NAME ZONE CONFIG[:ARGS] WORKDIR [--config.X=Y ...]
-#   launch/tpu_pod.sh my-v4-32 us-central2-b configs/polymnist_quadrant.py:paper /mnt/shared/pmq_paper
-# Assumes the repository is at ~/idmvae_jax on every worker with `pip install -e .` done
+#   launch/tpu_pod.sh my-v4-32 us-central2-b configs/polymnist_quadrant.py:paper gs://my-bucket/runs/pmq_paper
+# Assumes the repository is at ~/idmvae_jax on every worker with `pip install -e '.[gcs]'` done
 # (e.g. via the same gcloud command with --command="git clone ... && pip install -e ...").
 set -euo pipefail
 TPU_NAME="$1"; ZONE="$2"; CONFIG="$3"; WORKDIR="$4"; shift 4

@@ -77,3 +77,21 @@ def fast_compile_module():
     `pytestmark = pytest.mark.usefixtures("fast_compile_module")`."""
     with disabled_optimizations():
         yield
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """A GCS emulator on localhost (tests/gcs_emulator.py) with the environment of this process
+    (and of the subprocesses it starts) pointing at it; yields the Emulator (`.bucket`)."""
+    import gcs_emulator
+
+    emulator = gcs_emulator.start(str(tmp_path_factory.getbasetemp() / "gcs_emulator.log"))
+    previous = {k: os.environ.get(k) for k in emulator.env}
+    os.environ.update(emulator.env)
+    yield emulator
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    emulator.stop()

@@ -15,6 +15,8 @@ import sys
 import jax
 from test_evaluate import REQUIRED, check_metrics
 
+from idmvae_jax import storage
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -76,10 +78,17 @@ TRAIN_SHORT = " --config.train.num_steps=2 --config.train.sample_every=0"
 EVAL_SHORT = " --config.eval.classifier_steps=2"
 
 
-def adapt(command: str, tmp: str) -> str:
+def adapt(command: str, tmp: str, bucket: str = "") -> str:
     """`:mini` → `:tiny`, workdirs/X and /tmp/X → TMP/X, previews at the tiny data's size, and
-    trainings and evaluations shortened (TRAIN_SHORT, EVAL_SHORT)."""
+    trainings and evaluations shortened (TRAIN_SHORT, EVAL_SHORT).
+
+    With `bucket` (a gs:// URL on the GCS emulator), the workdirs of training, evaluation and
+    launch/local.sh go there instead (workdirs/X → BUCKET/X): the README's job then runs end to
+    end on a bucket workdir, as on a pod; every other test uses local workdirs."""
     command = command.replace(":mini", ":tiny")
+    if bucket and command.startswith(("python -m idmvae_jax.main", "python -m idmvae_jax.evaluate",
+                                      "launch/local.sh")):
+        command = re.sub(r"(?<![\w/])workdirs/([\w.]+)", lambda m: f"{bucket}/{m.group(1)}", command)
     command = re.sub(r"(?<![\w/])(workdirs|/tmp)/([\w.]+)", lambda m: os.path.join(tmp, m.group(2)), command)
     if command.startswith("python -m idmvae_jax.data.preview"):
         command += " --image_size=32 --num_repetitions=1 --num_tuples=4"
@@ -104,7 +113,7 @@ def test_every_doc_command_is_run_or_explained():
     assert " && ".join(readme[test_command - 1:test_command + 1]) in ci, ci
 
 
-def test_runnable_doc_commands_run(tmp_path):
+def test_runnable_doc_commands_run(tmp_path, gcs_emulator):
     # os.environ carries conftest's IDMVAE_DATA_DIR: the data folder shared with the other tests
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",  # compile-bound
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -112,21 +121,21 @@ def test_runnable_doc_commands_run(tmp_path):
     if jax.config.jax_compilation_cache_dir:  # conftest's compilation cache, shared
         env.update(JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
-    ran = []
+    ran, bucket = [], f"gs://{gcs_emulator.bucket}/{tmp_path.name}"
     for doc, command in runnable_commands():
-        cmd = adapt(command, str(tmp_path))
+        cmd = adapt(command, str(tmp_path), bucket)
         out = subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, f"{doc}: `{cmd}` failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
         if cmd.startswith("launch/local.sh"):  # the README's run again: resumed, already finished
             assert "nothing to do" in out.stderr + out.stdout, out.stderr[-3000:]
         if cmd.startswith("python -m idmvae_jax.evaluate"):  # the README: its last line is the report
             report = out.stdout.strip().splitlines()[-1]
-            assert report == str(tmp_path / "mini" / "eval" / "report.md") and os.path.getsize(report) > 0
+            assert report == f"{bucket}/mini/eval/report.md" and storage.path(report).read_text()
             # every metric of a Gaussian-prior run with shared and private labels, in its range
-            check_metrics(tmp_path / "mini" / "eval" / "metrics.json",
+            check_metrics(f"{bucket}/mini/eval/metrics.json",
                           [k for k in REQUIRED if not k.endswith("_diffusion")], num_classes=10)
             # launch/train_curve.sh reads the evaluated checkpoint's step from this log line
             assert re.search(r" at step 2 on \d+ device", out.stdout), out.stdout[-3000:]
         ran.append(cmd)
     assert any("idmvae_jax.main" in c for c in ran) and any("idmvae_jax.evaluate" in c for c in ran)
-    assert os.path.exists(tmp_path / "mini" / "eval" / "metrics.json")  # the README's job, on tiny
+    assert storage.path(f"{bucket}/mini/eval/metrics.json").exists()  # the README's job, on tiny

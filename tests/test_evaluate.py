@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from idmvae_jax import evaluate as ev
+from idmvae_jax import storage
 from idmvae_jax.evaluation import label_classifiers as lc
 from idmvae_jax.evaluation import model_fns as mf
 from idmvae_jax.evaluation import run
@@ -365,8 +366,7 @@ REQUIRED = ("probe/z_shared", "probe/z_private", "probe/w_private", "probe/w_sha
 def check_metrics(path, keys, num_classes):
     """metrics.json at `path` has every key of `keys`, each in its range (probes, coherences and
     accuracies in [0, 1], entropies in [0, log num_classes], Frechet distances >= 0); returns it."""
-    with open(path) as f:
-        metrics = json.load(f)
+    metrics = json.loads(storage.path(path).read_text())  # a local path or a bucket URL
     missing = [k for k in keys if k not in metrics]
     assert not missing, missing
     for key in keys:

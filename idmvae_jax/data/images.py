@@ -143,3 +143,16 @@ def tile(cells, *, pad: int = 2, fill=255, scale: int = 1, top: int | None = Non
             x = left + c * (w + pad) + (c // gap_every if gap_every else 0) * gap
             grid[y:y + cell.shape[0], x:x + cell.shape[1]] = cell
     return grid
+
+
+def save_png(path, image) -> str:
+    """Writes `image` as PNG to a local path or a bucket URL (`idmvae_jax.storage`): an (H, W, 3)
+    float [0, 1] array, a uint8 array, or a PIL image. Returns the path written."""
+    from idmvae_jax import storage
+
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        image = Image.fromarray(array if array.dtype == np.uint8 else float_to_uint8(array))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return str(storage.write_bytes(path, buffer.getvalue()))

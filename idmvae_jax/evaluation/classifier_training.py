@@ -9,7 +9,6 @@ dataset never reuses a cache.
 import hashlib
 import json
 import logging
-import os
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import jax
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from idmvae_jax import storage
 from idmvae_jax.evaluation.arrays import view_labels
 from idmvae_jax.evaluation.classifiers import (FORMAT_VERSION, ClassifierConfig, ViewClassifiers,
                                                as_model_input, make_apply_fn, make_model, view_kind)
@@ -183,8 +183,8 @@ def load_or_train(cache_dir: str, views_train: Sequence[np.ndarray], labels_trai
                     learning_rate=learning_rate, config=config.to_dict())
     fp = data_fingerprint(list(views_train), labels_train, list(views_test), labels_test,
                           **settings)
-    path = os.path.join(cache_dir, f"{name}-{fp[:16]}")
-    if os.path.exists(path + ".json") and os.path.exists(path + ".npz"):
+    path = storage.path(cache_dir) / f"{name}-{fp[:16]}"
+    if path.with_suffix(".json").exists() and path.with_suffix(".npz").exists():
         try:
             result = ViewClassifiers.load(path, expected_fingerprint=fp)
             if log is not None:

@@ -10,6 +10,7 @@ or loads itself as `<name>-<fingerprint>.npz` (parameters) next to `<name>-<fing
 on). Training and the cache by fingerprint: `classifier_training`.
 """
 import dataclasses
+import io
 import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from idmvae_jax import storage
 from idmvae_jax.evaluation.arrays import map_batches
 
 FORMAT_VERSION = 1
@@ -190,38 +192,36 @@ class ViewClassifiers:
 
     # ------------------------------------------------------------------------------ caching
     @staticmethod
-    def _paths(path: str) -> Tuple[str, str]:
-        stem = path[:-4] if path.endswith(".npz") else path
-        return stem + ".npz", stem + ".json"
+    def _paths(path) -> Tuple[Any, Any]:
+        """(`<stem>.npz`, `<stem>.json`) as storage paths (local or a bucket URL)."""
+        text = os.fspath(path)
+        stem = text[:-4] if text.endswith(".npz") else text
+        return storage.path(stem + ".npz"), storage.path(stem + ".json")
 
     def save(self, path: str) -> None:
         """Writes `<path>.npz` (parameters) and `<path>.json` (metadata, accuracies)."""
-        npz_path, json_path = self._paths(os.fspath(path))
-        os.makedirs(os.path.dirname(os.path.abspath(npz_path)), exist_ok=True)
+        npz_path, json_path = self._paths(path)
         flat = {}
         for m, v in enumerate(self.variables):
             for key_path, leaf in jax.tree_util.tree_flatten_with_path(v)[0]:
                 name = "/".join(str(k.key) for k in key_path)
                 flat[f"view{m}/{name}"] = np.asarray(leaf)
-        tmp = npz_path + ".tmp.npz"
-        np.savez(tmp, **flat)
-        os.replace(tmp, npz_path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **flat)
+        storage.write_bytes(npz_path, buffer.getvalue())
         meta = {
             "format": FORMAT_VERSION, "num_classes": self.num_classes, "kinds": self.kinds,
             "example_shapes": [list(s) for s in self.example_shapes],
             "test_accuracy": [float(a) for a in self.test_accuracy],
             "config": self.config.to_dict(), "fingerprint": self.fingerprint,
         }
-        with open(json_path + ".tmp", "w") as f:
-            json.dump(meta, f, indent=2)
-        os.replace(json_path + ".tmp", json_path)
+        storage.write_text(json_path, json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, path: str, expected_fingerprint: Optional[str] = None) -> "ViewClassifiers":
         """Reads what `save` wrote; ValueError if `expected_fingerprint` is given and differs."""
-        npz_path, json_path = cls._paths(os.fspath(path))
-        with open(json_path) as f:
-            meta = json.load(f)
+        npz_path, json_path = cls._paths(path)
+        meta = json.loads(json_path.read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{json_path}: unsupported classifier cache format {meta.get('format')}")
         if expected_fingerprint is not None and meta["fingerprint"] != expected_fingerprint:
@@ -229,7 +229,7 @@ class ViewClassifiers:
                              f"(fingerprint {meta['fingerprint'][:16]}..., expected "
                              f"{expected_fingerprint[:16]}...)")
         variables: List[Dict[str, Any]] = [{} for _ in meta["kinds"]]
-        with np.load(npz_path) as data:
+        with np.load(io.BytesIO(npz_path.read_bytes())) as data:
             for key in data.files:
                 view, *parts = key.split("/")
                 node = variables[int(view[len("view"):])]

@@ -11,11 +11,11 @@ classifier meets one compiled batch shape.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from idmvae_jax import storage
 from idmvae_jax.data import DataOptions
 from idmvae_jax.evaluation import arrays
 from idmvae_jax.evaluation import classifier_training
@@ -74,18 +74,15 @@ class Classifiers:
         return out
 
 
-def classifier_cache_dir(config, workdir: str) -> str:
-    """<data cache root>/classifiers when writable, else WORKDIR/eval/classifiers."""
+def classifier_cache_dir(config, workdir):
+    """<data cache root>/classifiers when writable, else WORKDIR/eval/classifiers (either may be
+    a bucket URL)."""
     try:
-        root = os.path.join(DataOptions.from_config(config.data).cache_root, "classifiers")
-        os.makedirs(root, exist_ok=True)
-        if os.access(root, os.W_OK):
-            return root
-    except (OSError, ValueError):
-        pass
-    path = os.path.join(workdir, "eval", "classifiers")
-    os.makedirs(path, exist_ok=True)
-    return path
+        return storage.check_writable(
+            storage.path(DataOptions.from_config(config.data).cache_root) / "classifiers",
+            what="classifier cache")
+    except (storage.StorageError, ValueError):
+        return storage.path(workdir) / "eval" / "classifiers"
 
 
 def classifier_budget(eval_cfg, num_train: int, steps: Optional[int] = None) -> Tuple[int, int, int]:

@@ -12,12 +12,12 @@ Figures (drawn with Pillow, no plotting library):
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from idmvae_jax import storage
 from idmvae_jax.data import images
 
 PRIOR_TITLES = {"gaussian": "Gaussian prior", "diffusion": "diffusion prior"}
@@ -87,7 +87,7 @@ def save_cross_grid(path: str, sources: Sequence[np.ndarray], cross: Sequence[Se
     col_labels = []
     for b, name in enumerate(["input"] + [f"to view {d}" for d in views]):
         col_labels += [name] + [""] * (k - 1)
-    _grid(cells, row_labels, col_labels, gap_every=k).save(path)
+    images.save_png(path, _grid(cells, row_labels, col_labels, gap_every=k))
     return path
 
 
@@ -98,7 +98,7 @@ def save_sample_grid(path: str, samples: Sequence[np.ndarray], views: Sequence[i
         return None
     k = min(len(samples[v]) for v in views)
     cells = [[images.to_uint8_rgb(samples[v][i]) for i in range(k)] for v in views]
-    _grid(cells, [f"view {v}" for v in views], [str(i) for i in range(k)]).save(path)
+    images.save_png(path, _grid(cells, [f"view {v}" for v in views], [str(i) for i in range(k)]))
     return path
 
 
@@ -158,7 +158,7 @@ def save_latent_projection(path: str, z, w, y_shared, y_private=None, shared_nam
     img = Image.new("RGB", (2 * pw, rows * ph), (255, 255, 255))
     for i, p in enumerate(panels):
         img.paste(p, ((i % 2) * pw, (i // 2) * ph))
-    img.save(path)
+    images.save_png(path, img)
     return path
 
 
@@ -197,7 +197,7 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
       test: the evaluation split (inputs for the cross grid, labels for the projection).
       notes: lines added under "Notes" (e.g. why FID was skipped).
     """
-    os.makedirs(eval_dir, exist_ok=True)
+    eval_dir = storage.path(eval_dir)
     m = info.num_views
     notes = list(notes)
     kinds = [v.kind for v in info.views]
@@ -296,14 +296,14 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
         cross = artifacts.get("cross", {}).get(p)
         if cross is not None and drawable:
             name = f"cross_generation_{p}.png"
-            if save_cross_grid(os.path.join(eval_dir, name), test["x"], cross, drawable, 4):
+            if save_cross_grid(eval_dir / name, test["x"], cross, drawable, 4):
                 figures.append((f"Cross-generation, {PRIOR_TITLES[p]}: rows = source view, column "
                                 "blocks = the inputs, then each target view", name))
     for p in priors:
         samples = artifacts.get("samples", {}).get(p)
         if samples is not None and drawable:
             name = f"samples_{p}.png"
-            if save_sample_grid(os.path.join(eval_dir, name), samples, drawable):
+            if save_sample_grid(eval_dir / name, samples, drawable):
                 figures.append((f"Unconditional samples, {PRIOR_TITLES[p]}: rows = views, a column "
                                 "shares one z", name))
     lat = artifacts.get("latents")
@@ -315,7 +315,7 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
         else:
             v0 = 0
         name = "latents.png"
-        save_latent_projection(os.path.join(eval_dir, name), lat["z"][v0], lat["w"][v0],
+        save_latent_projection(eval_dir / name, lat["z"][v0], lat["w"][v0],
                                test["y_shared"], y_priv, sname, pname)
         figures.append((f"2-D PCA of view {v0}'s posterior means of z and w, coloured by {sname}"
                         + (f" and {pname}" if has_private else ""), name))
@@ -331,7 +331,4 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if elapsed is not None:
         lines += [f"_Evaluation took {elapsed:.0f} s._", ""]
-    path = os.path.join(eval_dir, "report.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    return path
+    return str(storage.write_text(eval_dir / "report.md", "\n".join(lines)))

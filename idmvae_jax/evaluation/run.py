@@ -43,13 +43,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import numpy as np
 
+from idmvae_jax import storage
 from idmvae_jax.evaluation import coherence as coherence_lib
 from idmvae_jax.evaluation import fid as fid_lib
 from idmvae_jax.evaluation import label_classifiers
@@ -146,23 +146,26 @@ def active_priors(config, cfg) -> Tuple[str, ...]:
     return tuple(priors)
 
 
-def write_metrics_json(path: str, metrics: Dict[str, float]) -> None:
-    """metrics.json: sorted keys, non-finite values as the strings 'nan' / 'inf'."""
-    with open(path, "w") as f:
-        json.dump({k: (v if math.isfinite(v) else str(v)) for k, v in metrics.items()}, f,
-                  indent=2, sort_keys=True)
+def write_metrics_json(path, metrics: Dict[str, float]) -> None:
+    """metrics.json (written atomically; a local path or a bucket URL): sorted keys, non-finite
+    values as the strings 'nan' / 'inf'."""
+    storage.write_text(path, json.dumps({k: (v if math.isfinite(v) else str(v)) for k, v in metrics.items()},
+                                        indent=2, sort_keys=True))
 
 
-def evaluate(config, workdir: str) -> Dict[str, float]:
-    """Evaluates the latest checkpoint in `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
-    *.png} and returns the metrics (flat dict of floats)."""
-    from idmvae_jax.training import checkpointing
+def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
+    """Evaluates the latest checkpoint in `workdir` (a local path or a bucket URL); writes
+    WORKDIR/eval/{metrics.json, report.md, *.png} and returns the metrics (flat dict of floats).
+
+    The previous eval/metrics.json is removed first, so a failed evaluation never leaves stale
+    numbers behind; the new one is written atomically at the end."""
     from idmvae_jax.data import load_split
 
     t_start = time.time()
-    workdir = checkpointing.local_workdir(workdir)
-    eval_dir = os.path.join(workdir, "eval")
-    os.makedirs(eval_dir, exist_ok=True)
+    workdir = storage.check_writable(workdir)
+    eval_dir = workdir / "eval"
+    if jax.process_index() == 0:
+        storage.remove(eval_dir / "metrics.json")
     mesh, bs = runtime.make_eval_mesh(config)
 
     with jax.set_mesh(mesh):
@@ -199,11 +202,11 @@ def evaluate(config, workdir: str) -> Dict[str, float]:
     metrics = {k: float(v) for k, v in sorted(metrics.items())}
     path = None
     if jax.process_index() == 0:
-        write_metrics_json(os.path.join(eval_dir, "metrics.json"), metrics)
+        write_metrics_json(eval_dir / "metrics.json", metrics)
         path = report_lib.write_report(
             eval_dir, metrics, info=info, artifacts=art, test=test, notes=notes, step=step,
             priors=priors, split=split, elapsed=time.time() - t_start)
-    runtime.log(f"wrote {os.path.join(eval_dir, 'metrics.json')}")
+    runtime.log(f"wrote {eval_dir / 'metrics.json'}")
     if path:
         runtime.log(path)
     return metrics

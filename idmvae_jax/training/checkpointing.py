@@ -1,6 +1,7 @@
 """Checkpoints with Orbax's CheckpointManager: training state and data-iterator position.
 
-Layout: WORKDIR/checkpoints/<step>/{state, data}: `state` holds the TrainState as a dict
+Layout: WORKDIR/checkpoints/<step>/{state, data} (WORKDIR a local path or a bucket URL: Orbax and
+tensorstore write gs:// themselves): `state` holds the TrainState as a dict
 (params, opt_state, step, rng, bad_step, bad_terms; arrays via StandardSave), `data` the data
 iterator's JSON state (the same on every process: the position in the global batch order).
 Every process must call `save`/`restore` (Orbax coordinates them; the primary process writes the
@@ -9,32 +10,24 @@ Only the last `keep` checkpoints are kept.
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import orbax.checkpoint as ocp
+from etils import epath
 
+from idmvae_jax import storage
 from idmvae_jax.training.step import TrainState
 
 
-def local_workdir(workdir: str) -> str:
-    """`workdir` as an absolute file path. A URL (gs://, s3://, ...) is an error: the loop and the
-    writers use ordinary file paths, and os.path would turn 'gs://b/run' into a local 'gs:/b/run'."""
-    if "://" in workdir:
-        raise ValueError(f"workdir {workdir!r} is a URL, but the training loop and its writers use "
-                         "ordinary file paths: mount the bucket (e.g. gcsfuse BUCKET /mnt/BUCKET) and "
-                         "pass the mounted directory")
-    return os.path.abspath(workdir)
-
-
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(local_workdir(workdir), "checkpoints")
+def checkpoint_dir(workdir: storage.PathLike) -> epath.Path:
+    """WORKDIR/checkpoints (WORKDIR a local path or a bucket URL)."""
+    return storage.path(workdir) / "checkpoints"
 
 
 class Checkpointer:
     """Thin wrapper over `ocp.CheckpointManager` for (TrainState, data-iterator state)."""
 
-    def __init__(self, workdir: str, keep: int = 3, async_save: bool = True):
+    def __init__(self, workdir: storage.PathLike, keep: int = 3, async_save: bool = True):
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
         )
@@ -78,7 +71,7 @@ class Checkpointer:
         self.manager.close()
 
 
-def restore_params(workdir: str, cfg, train_config, seed: int, mesh, step: Optional[int] = None):
+def restore_params(workdir: storage.PathLike, cfg, train_config, seed: int, mesh, step: Optional[int] = None):
     """(params, step) of the latest (or given) checkpoint in WORKDIR, restored onto `mesh` into the
     abstract state of the run (typed `cfg`, `config.train`, `config.seed`): nothing is initialised.
     Raises FileNotFoundError, naming the training command, when WORKDIR holds no checkpoint."""

@@ -2,7 +2,8 @@
 
 `train_and_evaluate(config, workdir)` trains the model of `config` to `config.train.num_steps`
 total steps, resuming from the latest checkpoint in WORKDIR/checkpoints when there is one (the
-data iterator continues where it stopped, metrics.jsonl is appended). Nothing returns to the host
+data iterator continues where it stopped; metrics.jsonl keeps its rows up to the restored step).
+WORKDIR is a local path or a bucket URL (`storage`). Nothing returns to the host
 between log steps: metrics and the device-side non-finite flag are read every `log_every` steps
 and before each checkpoint, so a checkpoint never holds a state after a non-finite step.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import time
 from typing import Any, Optional
 
@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from idmvae_jax import build
+from idmvae_jax import storage
 from idmvae_jax.training import checkpointing
 from idmvae_jax.training import host_memory
 from idmvae_jax.training import parallel
@@ -32,7 +33,7 @@ from idmvae_jax.training import xla_cost
 class NonFiniteLossError(FloatingPointError):
     """Training stopped: a loss term or the gradient norm was NaN/inf at `step`."""
 
-    def __init__(self, step: int, terms: list, last_checkpoint: Optional[int], workdir: str):
+    def __init__(self, step: int, terms: list, last_checkpoint: Optional[int], workdir):
         self.step, self.terms, self.last_checkpoint = step, terms, last_checkpoint
         where = (f"the last good checkpoint is step {last_checkpoint} in {checkpointing.checkpoint_dir(workdir)}"
                  if last_checkpoint is not None else "no checkpoint was written")
@@ -61,7 +62,7 @@ def _check_intervals(config, k: int) -> None:
         raise ValueError("train.log_every must be > 0")
 
 
-def _check_bad(device_state, pstep: parallel.ParallelStep, ckpt, workdir: str, last_saved) -> None:
+def _check_bad(device_state, pstep: parallel.ParallelStep, ckpt, workdir, last_saved) -> None:
     """Raises NonFiniteLossError when the device-side guard has fired (one small host sync)."""
     to_host = parallel.to_host_first if pstep.mode == "pmap" else parallel.to_host
     bad_step = int(to_host(device_state.bad_step))
@@ -74,7 +75,7 @@ def _check_bad(device_state, pstep: parallel.ParallelStep, ckpt, workdir: str, l
 class SampleWriter:
     """PNG grids of reconstructions, cross-generations and unconditional samples (image views)."""
 
-    def __init__(self, config, cfg, info, workdir: str, writer: writers.MetricWriter):
+    def __init__(self, config, cfg, info, workdir, writer: writers.MetricWriter):
         from idmvae_jax import data as data_lib
 
         self.cfg, self.workdir, self.writer = cfg, workdir, writer
@@ -92,6 +93,7 @@ class SampleWriter:
         if not self.image_views:
             return []
         from idmvae_jax import generation  # imported on first use: a run without samples never needs it
+        from idmvae_jax.data import images
 
         cfg, views, device = self.cfg, self.image_views, jax.local_devices()[0]
         params = jax.device_put(jax.tree.map(parallel.to_host, params), device)
@@ -111,7 +113,7 @@ class SampleWriter:
         }
         paths = []
         for name, grid in grids.items():
-            paths.append(writers.save_png(os.path.join(self.workdir, "samples", f"step_{step:08d}_{name}.png"), grid))
+            paths.append(images.save_png(storage.path(self.workdir) / "samples" / f"step_{step:08d}_{name}.png", grid))
             self.writer.write_image(step, f"samples/{name}", grid)
         return paths
 
@@ -132,7 +134,7 @@ def _jitted(fn, cfg, **kwargs):
 
 
 # ------------------------------------------------------------------------------------ the loop
-def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
+def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None) -> Any:
     """Trains (or resumes) the run of `config` in `workdir`; returns the final canonical TrainState.
 
     loss_fn: optional replacement objective (tests inject faults with it); default `training.loss.loss_fn`.
@@ -141,8 +143,7 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
     """
     from idmvae_jax import data as data_lib
 
-    workdir = checkpointing.local_workdir(workdir)
-    os.makedirs(workdir, exist_ok=True)
+    workdir = storage.check_writable(workdir)
     is_main = jax.process_index() == 0
     tc = config.train
     k = int(tc.get("steps_per_dispatch", 1))
@@ -161,7 +162,7 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
 
     ckpt = checkpointing.Checkpointer(workdir, keep=tc.keep_checkpoints, async_save=tc.async_checkpointing)
     iterator = data_lib.make_iterator(config.data, "train", tc.batch_size, seed=config.seed)
-    writer = writers.MetricWriter(workdir, active=is_main, tensorboard=tc.get("tensorboard", True))
+    writer = None
     try:
         latest = ckpt.latest_step()
         if latest is not None:
@@ -173,6 +174,8 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
             state = jax.jit(init_fn, out_shardings=parallel.replicated(mesh))()
         start = int(parallel.to_host(state.step))
         last_saved = latest
+        writer = writers.MetricWriter(workdir, active=is_main, tensorboard=tc.get("tensorboard", True),
+                                      start_step=start)
         if is_main:
             num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract.params))
             writers.write_config(workdir, config, {"resolved_num_steps": num_steps, "num_params": num_params,
@@ -251,6 +254,7 @@ def train_and_evaluate(config, workdir: str, *, loss_fn=None) -> Any:
         return pstep.get_state(device_state)
     finally:
         ckpt.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
         iterator.close()
 

@@ -1,23 +1,29 @@
 """What a run writes besides checkpoints: metrics, TensorBoard events, config, progress, images.
 
-WORKDIR/metrics.jsonl   one JSON object per log step (appended on resume)
-WORKDIR/tensorboard/    TensorBoard event files (tensorboardX)
+WORKDIR/metrics.jsonl   one JSON object per log step; on resume the rows after the restored step
+                        are dropped, so every step appears once and in order
+WORKDIR/tensorboard/    TensorBoard event files (tensorboardX; a resume purges the later steps)
 WORKDIR/config.json     the run's ConfigDict, plus the resolved number of steps and the dataset's
                         DatasetInfo (`dataset_info`: the views' kinds and shapes, labels, splits)
 WORKDIR/samples/        PNG grids: reconstructions, cross-generations, unconditional samples
 
-Only process 0 writes (`MetricWriter(active=jax.process_index() == 0)`).
+WORKDIR may be a bucket URL (`storage`): files are rewritten whole (object stores cannot append),
+TensorBoard writes gs:// itself. Only process 0 writes (`MetricWriter(active=jax.process_index()
+== 0)`).
 """
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import sys
 import time
+import uuid
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+
+from idmvae_jax import storage
 
 
 def _jsonable(value):
@@ -28,36 +34,44 @@ def _jsonable(value):
     return value
 
 
-def write_config(workdir: str, config, extra: Optional[Mapping] = None) -> str:
+def write_config(workdir: storage.PathLike, config, extra: Optional[Mapping] = None):
     """WORKDIR/config.json from a ConfigDict (or mapping), with `extra` entries added."""
     d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     d.update(extra or {})
-    path = os.path.join(workdir, "config.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(d, f, indent=2, sort_keys=True, default=str)
-    return path
+    return storage.write_text(storage.path(workdir) / "config.json",
+                              json.dumps(d, indent=2, sort_keys=True, default=str))
 
 
 class MetricWriter:
-    """metrics.jsonl + TensorBoard scalars; a no-op when not active (processes other than 0)."""
+    """metrics.jsonl + TensorBoard scalars; a no-op when not active (processes other than 0).
 
-    def __init__(self, workdir: str, active: bool = True, tensorboard: bool = True):
+    start_step: the step the run starts (or resumes) from. Rows of metrics.jsonl after it, left by
+    an earlier run that went further than its last checkpoint, are dropped, and TensorBoard is told
+    to purge its events after it, so a resumed run never shows a step twice.
+    """
+
+    def __init__(self, workdir: storage.PathLike, active: bool = True, tensorboard: bool = True,
+                 start_step: int = 0):
         self.active = active
-        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.path = storage.path(workdir) / "metrics.jsonl"
         self._tb = None
+        self._lines: list[str] = []
         if active:
-            os.makedirs(workdir, exist_ok=True)
+            self._lines = [json.dumps(r) for r in read_metrics(workdir) if r.get("step", 0) <= start_step]
             if tensorboard:
                 from tensorboardX import SummaryWriter
 
-                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+                _register_bucket_event_files()
+                self._tb = SummaryWriter(str(storage.path(workdir) / "tensorboard"),
+                                         purge_step=int(start_step) + 1 if start_step else None,
+                                         filename_suffix=f".{uuid.uuid4().hex[:8]}")  # one file per writer
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         if not self.active:
             return
         record = {"step": int(step), **{k: _jsonable(v) for k, v in scalars.items()}}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self._lines.append(json.dumps(record))
+        storage.write_text(self.path, "\n".join(self._lines) + "\n")
         if self._tb is not None:
             for name, value in scalars.items():
                 if isinstance(value, (int, float, np.number)):
@@ -82,13 +96,52 @@ class MetricWriter:
             self._tb = None
 
 
-def read_metrics(workdir: str) -> list[dict]:
-    """The records of WORKDIR/metrics.jsonl."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
+class _BucketEventFile:
+    """A TensorBoard event file in a bucket, written through `storage`: object stores cannot
+    append, so the file is kept in memory and rewritten whole at each flush."""
+
+    def __init__(self, path: str):
+        self._path, self._buffer, self._dirty = path, io.BytesIO(), False
+
+    def write(self, data: bytes) -> None:
+        self._buffer.write(data)
+        self._dirty = True
+
+    def flush(self) -> None:
+        if self._dirty:
+            storage.write_bytes(self._path, self._buffer.getvalue())
+            self._dirty = False
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _BucketEventFiles:
+    """tensorboardX's writer factory interface (`open`, `directory_check`) for bucket URLs."""
+
+    def open(self, path: str) -> _BucketEventFile:
+        return _BucketEventFile(path)
+
+    def directory_check(self, path: str) -> None:
+        del path  # buckets have no directories to create
+
+
+def _register_bucket_event_files() -> None:
+    """Routes tensorboardX's gs:// and s3:// event files through `storage` (one path abstraction
+    for everything a run writes; tensorboardX's own gs:// writer re-uploads on garbage
+    collection, after the run has ended)."""
+    from tensorboardX import record_writer
+
+    for url_scheme in storage.URL_SCHEMES:
+        record_writer.register_writer_factory(url_scheme, _BucketEventFiles())
+
+
+def read_metrics(workdir: storage.PathLike) -> list[dict]:
+    """The records of WORKDIR/metrics.jsonl (none when it does not exist)."""
+    path = storage.path(workdir) / "metrics.jsonl"
+    if not path.exists():
         return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _format_duration(seconds: float) -> str:
@@ -141,14 +194,3 @@ def image_grid(rows: Sequence[np.ndarray], pad: int = 2, pad_value: float = 1.0)
     rows = [r.astype(np.float32) / 255.0 if r.dtype == np.uint8 else r.astype(np.float32) for r in rows]
     return images.tile([[np.clip(images.to_rgb(img), 0.0, 1.0) for img in row] for row in rows],
                        pad=pad, fill=pad_value)
-
-
-def save_png(path: str, image: np.ndarray) -> str:
-    """Writes an (H, W, 3) float [0, 1] image as PNG."""
-    from PIL import Image
-
-    from idmvae_jax.data import images
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(images.float_to_uint8(np.asarray(image))).save(path)
-    return path
