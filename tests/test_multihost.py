@@ -104,7 +104,9 @@ def test_two_processes_on_a_bucket_match_one_process(tmp_path, gcs_emulator):
 
     data_dir = tmp_path.parent.parent / "idmvae_data"  # conftest's IDMVAE_DATA_DIR, shared
     workdir = f"gs://{gcs_emulator.bucket}/{tmp_path.name}/two_processes"
-    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(_free_port()))
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(_free_port()),
+               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".jax_cache"),  # the resume reuses the step
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
     env.pop("XLA_FLAGS", None)  # the launcher sets 4 devices per process
     args = ["--config.data.num_views=2", f"--config.data.cache_dir={data_dir}", "--config.train.log_every=2",
             "--config.train.checkpoint_every=2", "--config.train.sample_every=0",
