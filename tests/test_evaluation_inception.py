@@ -410,3 +410,23 @@ def test_fid_from_weights(reduced):
     assert fid > 1e-3
     assert inc.fid_from_weights(path, real, real, batch_size=4, channel_divisor=DIV,
                                 image_size=83) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_file_that_is_not_the_weights_skips_fid_and_names_the_file(tmp_path):
+    """The evaluation goes on without FID (the other metrics are still written), and says why."""
+    import zipfile
+
+    import ml_collections
+
+    from idmvae_jax.evaluation import fid
+
+    text, empty_zip = tmp_path / "weights.pth", tmp_path / "weights.zip"
+    text.write_text("not weights")
+    with zipfile.ZipFile(empty_zip, "w") as z:
+        z.writestr("readme.txt", "no data.pkl here")
+    for path in (text, empty_zip):
+        config = ml_collections.ConfigDict({"eval": {"fid_weights": str(path)}})
+        feature_fn, skipped = fid.fid_feature_fn(config, 16)
+        assert feature_fn is None
+        assert skipped.startswith(f"FID skipped: {path} is not a readable FID Inception weights file")
+        assert "pytorch-fid" in skipped and "--config.eval.fid_weights=" in skipped

@@ -48,6 +48,10 @@ def fid_feature_fn(config, batch_size: int) -> Tuple[Optional[Callable], Optiona
         variables = inception.load_fid_inception_params(path)
     except FileNotFoundError as err:
         return None, f"FID skipped: {err}"
+    except Exception as err:  # noqa: BLE001 - a file that is not the weights: the other metrics go on
+        return None, (f"FID skipped: {path} is not a readable FID Inception weights file "
+                      f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); "
+                      f"{inception.missing_weights_message(path).split('. ', 1)[1]}")
     return inception.make_fid_feature_fn(variables, batch_size=min(batch_size, 50)), None
 
 
