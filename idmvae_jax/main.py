@@ -8,8 +8,8 @@ and --process_id (or the environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_
 JAX_PROCESS_ID) initialise `jax.distributed` explicitly; --distributed initialises it with
 cluster auto-detection (TPU pods, SLURM, ...). See launch/.
 
-SIGTERM (or SIGUSR1 in a one-process run) checkpoints at the next step boundary and exits with
-status 143; the same command resumes.
+SIGTERM (or Ctrl-C or SIGUSR1 in a one-process run) checkpoints at the next step boundary and exits
+with status 143 (130 after Ctrl-C); the same command resumes.
 """
 from __future__ import annotations
 
@@ -22,10 +22,6 @@ from idmvae_jax import flags as run_flags
 run_flags.define_run_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
-
-# Exit status after a signal-requested stop with its checkpoint saved: 128 + SIGTERM, the status
-# of a process the signal ended, so schedulers and launchers see a stopped, not finished, run.
-EXIT_PREEMPTED = 143
 
 
 def _quiet_orbax() -> None:
@@ -68,7 +64,7 @@ def main(argv):
     except preemption.Preempted as stopped:
         logging.warning("%s", stopped)
         print(f"idmvae_jax: {stopped}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_PREEMPTED)
+        sys.exit(preemption.exit_status(stopped.signame))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from idmvae_jax.training import preemption
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGUSR1"])
 def test_one_process_signal_sets_the_stop_and_handlers_are_restored(signame):
     signum = getattr(signal, signame)
     before = signal.getsignal(signum)
@@ -26,6 +26,11 @@ def test_one_process_signal_sets_the_stop_and_handlers_are_restored(signame):
         os.kill(os.getpid(), signum)  # delivered to the main thread before the next bytecode
         assert watch.should_stop(1) and watch.signame == signame
     assert signal.getsignal(signum) is before
+
+
+def test_exit_status_says_which_signal_stopped_the_run():
+    assert preemption.exit_status("SIGTERM") == 143 and preemption.exit_status("SIGUSR1") == 143
+    assert preemption.exit_status("SIGINT") == 130
 
 
 def test_preempted_message_names_the_step_and_the_fix():

@@ -1,11 +1,12 @@
-"""Stopping a run cleanly on SIGTERM: a checkpoint at the next step boundary, then exit.
+"""Stopping a run cleanly on SIGTERM or Ctrl-C: a checkpoint at the next step boundary, then exit.
 
 SIGTERM is what a scheduler sends before it takes the machine: SLURM at the time limit (and to
 job steps on `scancel`), Cloud TPU and GCE on preemption, Kubernetes on eviction. Without this,
 everything since the last periodic checkpoint is lost.
 
-- One process: a Python handler for SIGTERM and SIGUSR1 (SLURM's `--signal=USR1@SECONDS` early
-  warning) sets a flag; `should_stop` reads it. A second signal kills the process at once.
+- One process: a Python handler for SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 (SLURM's
+  `--signal=USR1@SECONDS` early warning) sets a flag; `should_stop` reads it. A second signal
+  kills the process at once.
 - Several processes (`jax.distributed`): JAX's preemption service catches SIGTERM on any process
   and agrees on one step for all of them (`multihost_utils.reached_preemption_sync_point`), so
   every process saves the same checkpoint; `should_stop` asks it. It must be called at every
@@ -20,7 +21,14 @@ from typing import Optional
 
 from absl import logging
 
-SIGNALS = ("SIGTERM", "SIGUSR1")
+SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
+
+
+def exit_status(signame: str) -> int:
+    """The exit status after a signal-requested stop with its checkpoint saved: 130 for Ctrl-C
+    (128 + SIGINT, what shells report for an interrupted command), else 143 (128 + SIGTERM), so
+    schedulers and launchers see a stopped, not finished, run."""
+    return 128 + (signal.SIGINT if signame == "SIGINT" else signal.SIGTERM)
 
 
 class Preempted(Exception):
