@@ -115,6 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
         num_sample_examples=8,  # columns of the PNG grids
         sample_prior="gaussian",  # 'gaussian' | 'diffusion' (needs model.diffusion_prior)
         tensorboard=True,
+        # comma-separated config keys allowed to differ from the workdir's config.json on resume
+        # (training.config_check), e.g. "train.learning_rate"
+        resume_allow_changes="",
     ))
 
     c.parallel = ml_collections.ConfigDict(dict(mode="jit", num_devices=0, partitioner="shard_map"))

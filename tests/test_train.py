@@ -139,3 +139,28 @@ def test_sigterm_checkpoints_at_the_step_boundary_and_the_same_command_resumes(r
     jax.tree.map(np.testing.assert_array_equal, host(state.params), host(runs["state_a"].params))
 
 
+
+
+def test_resume_with_another_architecture_names_the_keys_and_touches_nothing(runs, tmp_path):
+    from idmvae_jax.training import config_check
+
+    workdir = tmp_path / "changed"
+    shutil.copytree(runs["a"], workdir)
+    before = {p: open(os.path.join(workdir, p), "rb").read() for p in ("metrics.jsonl", "config.json")}
+    config = tiny_config(runs["data_dir"], 8)
+    config.model.z_dim = 8  # the run was trained with tiny's z_dim
+    config.train.learning_rate = 1e-3
+    with pytest.raises(config_check.ConfigMismatchError) as info:
+        loop.train_and_evaluate(config, str(workdir))
+    message = str(info.value)
+    assert "model.z_dim: 4 -> 8" in message and "train.learning_rate: 0.0005 -> 0.001" in message
+    assert "use a new --workdir" in message
+    assert "--config.train.resume_allow_changes=model.z_dim,train.learning_rate" in message
+    assert "num_steps" not in message  # training longer is a resume, not a change
+    for name, content in before.items():
+        assert open(os.path.join(workdir, name), "rb").read() == content
+    assert sorted(checkpointing.Checkpointer(str(workdir)).all_steps()) == [2, 4]
+    # A listed key may differ; the others are still checked.
+    saved = json.load(open(os.path.join(workdir, "config.json")))
+    assert config_check.differences(saved, config.to_dict(), ("model.z_dim",)) == {
+        "train.learning_rate": (0.0005, 0.001)}

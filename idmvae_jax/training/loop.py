@@ -22,6 +22,7 @@ from absl import logging
 from idmvae_jax import build
 from idmvae_jax import storage
 from idmvae_jax.training import checkpointing
+from idmvae_jax.training import config_check
 from idmvae_jax.training import host_memory
 from idmvae_jax.training import parallel
 from idmvae_jax.training import preemption
@@ -166,6 +167,7 @@ def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None) -> An
     try:
         latest = ckpt.latest_step()
         if latest is not None:
+            config_check.check_resume(workdir, config)  # before anything is restored or rewritten
             state, data_state = ckpt.restore(abstract)
             if data_state:
                 iterator.set_state(data_state)
