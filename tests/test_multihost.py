@@ -1,10 +1,7 @@
 """2 processes x 4 CPU devices on loopback give the same training run as 1 process x 8 devices.
 
-`test_two_processes_on_a_bucket_match_one_process`: the `tiny` run through the CLI
-(launch/multiprocess_local.sh), its workdir in a bucket on the GCS emulator, stopped after 2 steps
-and resumed to 4 (both processes restore from the bucket), against the same run in one process.
-
-`test_two_processes_match_one_process` (slow set): each process runs this file as a worker
+CI runs the `tiny` run itself on 2 processes, with a bucket workdir (test_train.py::
+test_two_processes_on_a_bucket_match_one_process); this file's test (slow set): each process runs this file as a worker
 (`python test_multihost.py OUT PID NPROC PORT`): it joins jax.distributed through a localhost
 coordinator, feeds its process-local slice of each global batch, trains 2 jit steps of the small
 all-vector model and writes the parameters to OUT.
@@ -80,7 +77,7 @@ def _launch(out, num_processes, devices_per_process):
         assert p.returncode == 0, log[-4000:]
 
 
-@pytest.mark.slow  # CI: test_two_processes_on_a_bucket_match_one_process (the real loop, image views)
+@pytest.mark.slow  # CI: test_train.py::test_two_processes_on_a_bucket_match_one_process (the loop, image views)
 def test_two_processes_match_one_process(tmp_path):
     _launch(tmp_path, 1, 8)
     _launch(tmp_path, 2, 4)
@@ -91,43 +88,6 @@ def test_two_processes_match_one_process(tmp_path):
         np.testing.assert_allclose(got["totals"], ref["totals"], rtol=1e-5)
         for name in ref.files:
             np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
-
-
-def test_two_processes_on_a_bucket_match_one_process(tmp_path, gcs_emulator):
-    import jax
-
-    from conftest import disabled_optimizations
-    from test_train import tiny_config
-
-    from idmvae_jax import build, data, storage
-    from idmvae_jax.training import checkpointing, loop, parallel, writers
-
-    data_dir = tmp_path.parent.parent / "idmvae_data"  # conftest's IDMVAE_DATA_DIR, shared
-    workdir = f"gs://{gcs_emulator.bucket}/{tmp_path.name}/two_processes"
-    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(_free_port()),
-               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".jax_cache"),  # the resume reuses the step
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
-    env.pop("XLA_FLAGS", None)  # the launcher sets 4 devices per process
-    args = ["--config.data.num_views=2", f"--config.data.cache_dir={data_dir}", "--config.train.log_every=2",
-            "--config.train.checkpoint_every=2", "--config.train.sample_every=0",
-            "--config.train.tensorboard=False"]
-    for steps in (2, 4):  # the second run resumes: both processes restore from the bucket
-        out = subprocess.run(["launch/multiprocess_local.sh", "2", "4", "configs/polymnist_quadrant.py:tiny",
-                              workdir, f"--config.train.num_steps={steps}", *args],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "[process 1]" in out.stdout + out.stderr
-    assert [r["step"] for r in writers.read_metrics(workdir)] == [2, 4]
-    assert sorted(checkpointing.Checkpointer(workdir).all_steps()) == [2, 4]
-
-    config = tiny_config(data_dir, 4)
-    with disabled_optimizations():  # as the processes ran
-        reference = loop.train_and_evaluate(config, str(tmp_path / "one_process"))
-    cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
-    params, step = checkpointing.restore_params(workdir, cfg, config.train, config.seed, parallel.make_mesh(8))
-    assert step == 4 and storage.is_url(workdir)
-    for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(reference.params)):
-        np.testing.assert_allclose(parallel.to_host(got), parallel.to_host(want), rtol=1e-5, atol=1e-6)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,11 @@ def test_put_batch_shards_the_batch_axis():
         parallel.make_parallel_step(cfg, opt, mesh, "jit", partitioner="gspmd")
 
 
-def test_scan_of_two_steps_matches_two_dispatches():
+@pytest.mark.parametrize("num_devices", [1, pytest.param(8, marks=pytest.mark.slow)])
+def test_scan_of_two_steps_matches_two_dispatches(num_devices):
+    """The scan, not the devices, is under test: CI runs it on one device, the slow set on 8."""
     _, cfg, opt = small_setup()
-    mesh = parallel.make_mesh()
+    mesh = parallel.make_mesh(num_devices)
     batches = random_batches(2)
     finals = []
     for k in (1, 2):

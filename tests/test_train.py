@@ -3,6 +3,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -164,3 +166,36 @@ def test_resume_with_another_architecture_names_the_keys_and_touches_nothing(run
     saved = json.load(open(os.path.join(workdir, "config.json")))
     assert config_check.differences(saved, config.to_dict(), ("model.z_dim",)) == {
         "train.learning_rate": (0.0005, 0.001)}
+
+
+def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_path):
+    """The `tiny` run through the CLI on 2 processes x 4 CPU devices (launch/multiprocess_local.sh),
+    its workdir in a bucket: stopped after 2 steps and resumed to 4, both processes restoring from
+    the bucket. It ends where run A (1 process x 8 devices, local, uninterrupted) ends."""
+    workdir = f"gs://{gcs_emulator.bucket}/{tmp_path.name}/two_processes"
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(_free_port()),
+               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".jax_cache"),  # the resume reuses the step
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+    env.pop("XLA_FLAGS", None)  # the launcher sets 4 devices per process
+    config = tiny_config(runs["data_dir"], 4)
+    args = [f"--config.data.{k}={config.data[k]}" for k in ("num_views", "cache_dir")] + [
+        f"--config.train.{k}={config.train[k]}" for k in ("log_every", "checkpoint_every", "keep_checkpoints",
+                                                          "sample_every")]
+    for steps in (2, 4):  # the second run resumes: both processes restore from the bucket
+        out = subprocess.run(["launch/multiprocess_local.sh", "2", "4", "configs/polymnist_quadrant.py:tiny",
+                              workdir, f"--config.train.num_steps={steps}", "--config.train.tensorboard=False",
+                              *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert "[process 1]" in out.stdout
+    assert [r["step"] for r in writers.read_metrics(workdir)] == [2, 4]
+    cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
+    params, step = checkpointing.restore_params(workdir, cfg, config.train, config.seed, parallel.make_mesh(8))
+    assert step == 4
+    for got, want in zip(jax.tree.leaves(host(params)), jax.tree.leaves(host(runs["state_a"].params))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
