@@ -27,6 +27,7 @@ from idmvae_jax.training import host_memory
 from idmvae_jax.training import parallel
 from idmvae_jax.training import preemption
 from idmvae_jax.training import step as train_step_lib
+from idmvae_jax.training import workdir_lock
 from idmvae_jax.training import writers
 from idmvae_jax.training import xla_cost
 
@@ -140,11 +141,19 @@ def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None) -> An
 
     loss_fn: optional replacement objective (tests inject faults with it); default `training.loss.loss_fn`.
     Raises NonFiniteLossError when a loss term becomes NaN/inf (checkpoints before it stay intact),
-    preemption.Preempted after checkpointing when SIGTERM/SIGUSR1 asked the run to stop.
+    preemption.Preempted after checkpointing when SIGTERM/SIGINT/SIGUSR1 asked the run to stop,
+    workdir_lock.WorkdirLockedError when another live run holds the workdir.
     """
+    workdir = storage.check_writable(workdir)
+    is_main = jax.process_index() == 0
+    with workdir_lock.WorkdirLock(workdir, active=is_main) as lock:
+        return _train(config, workdir, lock, loss_fn)
+
+
+def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn) -> Any:
+    """train_and_evaluate once the workdir is checked and locked."""
     from idmvae_jax import data as data_lib
 
-    workdir = storage.check_writable(workdir)
     is_main = jax.process_index() == 0
     tc = config.train
     k = int(tc.get("steps_per_dispatch", 1))
@@ -236,6 +245,7 @@ def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None) -> An
                         scalars.update(steps_per_sec=rate, examples_per_sec=rate * tc.batch_size)
                         t_log, s_log = now, step
                     writer.write_scalars(step, scalars)
+                    lock.heartbeat()
                     progress.report(step, scalars)
                 t_aside = time.perf_counter()  # checkpoint/sample time is not counted in steps_per_sec
                 stop = stop_watch.should_stop((step - start) // k)  # the same count on every process
