@@ -47,6 +47,21 @@ def test_wrong_user_arrays_raise_clear_value_errors(tmp_path, overrides, message
         data.get_dataset_info(_npz(tmp_path, **overrides))
 
 
+def test_float_arrays_shaped_like_images_are_not_guessed(tmp_path):
+    """A float64 (N, H, W, 1) array of 0-255 values used to train silently as a "latent" view."""
+    pixels = {split: dict(x_0=np.random.default_rng(0).integers(0, 256, (n, 6, 6, 1)).astype(np.float64))
+              for split, n in (("train", 30), ("val", 8), ("test", 10))}
+    with pytest.raises(ValueError) as info:
+        data.get_dataset_info(_npz(tmp_path, **pixels))
+    message = str(info.value)
+    assert "x_0 is float64 shaped like images" in message and "values in [0, 255]" in message
+    assert "astype(numpy.uint8)" in message and "--config.data.latent_views=0" in message
+    cfg = dict(_npz(tmp_path, **pixels), latent_views="0")  # the user says they are latents
+    assert data.get_dataset_info(cfg).views[0].kind == "latent"
+    with pytest.raises(ValueError, match="comma-separated view indices"):
+        data.get_dataset_info(dict(cfg, latent_views="x"))
+
+
 def test_single_view_is_rejected(tmp_path):
     folder = tmp_path / "one"
     folder.mkdir()

@@ -47,6 +47,8 @@ Fields of ``config.data`` (all optional except `name`; missing ones take these d
   cub_min_word_count int  vocabulary keeps train words seen more than this often (3).
   cub_latents_file str   optional .npz of precomputed SD-VAE image latents (relative to manual_dir).
   cub_split_seed   int   seed of CUB's 70/15/15 image split (0).
+  latent_views     str   npz: comma-separated indices of the float N×H×W×C views that are latent
+                         codes (such arrays are otherwise an error: images or latents?) ("").
   allow_download   bool  permit one-time downloads of public sources (True); any failure is
                          reported at once with the manual alternative, never retried.
   prefetch         int   batches prepared ahead by a background thread (4; 0 = no thread).

@@ -43,6 +43,7 @@ class DataOptions:
     cub_min_word_count: int = 3
     cub_latents_file: str = ""
     cub_split_seed: int = 0
+    latent_views: str = ""  # npz: comma-separated indices of float N×H×W×C views that are latents
     allow_download: bool = True
     prefetch: int = 4
     decode_threads: int = 1
@@ -107,6 +108,15 @@ class DataOptions:
                 "(set --config.data.path=/path/to/folder).")
         if self.prefetch < 0 or self.decode_threads < 1:
             raise ValueError("data.prefetch must be >= 0 and data.decode_threads >= 1.")
+
+    @property
+    def latent_view_indices(self) -> tuple[int, ...]:
+        """`latent_views` as a tuple of view indices."""
+        try:
+            return tuple(sorted({int(v) for v in self.latent_views.split(",") if v.strip()}))
+        except ValueError:
+            raise ValueError(f"data.latent_views={self.latent_views!r} must be comma-separated view "
+                             "indices, e.g. '0,2'") from None
 
     @property
     def resolved_image_size(self) -> int:

@@ -27,8 +27,11 @@ def view_keys(arrays: Mapping[str, np.ndarray], where: str) -> list[str]:
     return names
 
 
-def infer_view(array: np.ndarray, where: str, name: str) -> ViewInfo:
-    """The ViewInfo of one view array (N, ...) — see `_VIEW_RULES`."""
+def infer_view(array: np.ndarray, where: str, name: str, latent: bool = False) -> ViewInfo:
+    """The ViewInfo of one view array (N, ...) — see `_VIEW_RULES`.
+
+    A float array shaped like images (N×H×W×C, C in 1, 3, 4) could be images or latent codes:
+    it is an error unless `latent` says it is a latent (`data.latent_views`), never a guess."""
     shape = tuple(array.shape[1:])
     if array.dtype == np.uint8:
         if array.ndim != 4 or shape[-1] not in (1, 3, 4):
@@ -40,6 +43,14 @@ def infer_view(array: np.ndarray, where: str, name: str) -> ViewInfo:
             raise ValueError(f"{where}: {name} has shape {array.shape}; {_VIEW_RULES}")
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{where}: {name} contains NaN or infinite values")
+        if array.ndim == 4 and shape[-1] in (1, 3, 4) and not latent:
+            lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+            raise ValueError(
+                f"{where}: {name} is {array.dtype} shaped like images (N×H×W×C = {array.shape}, values "
+                f"in [{lo:.4g}, {hi:.4g}]), which could be images or latent codes. Store images as uint8 "
+                f"0-255 (e.g. numpy.clip(x, 0, 255).astype(numpy.uint8), or (x * 255).round() for "
+                f"floats in [0, 1]); if {name} is a latent code, say so with "
+                f"--config.data.latent_views={name[2:]}")
         return ViewInfo(kind="vector" if array.ndim == 2 else "latent", shape=shape, dtype="float32")
     if np.issubdtype(array.dtype, np.integer):
         if array.ndim != 2:

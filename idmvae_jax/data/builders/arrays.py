@@ -50,8 +50,10 @@ def load_npz(path: str, how_to_obtain: str) -> dict[str, np.ndarray]:
                          "with numpy.savez(path, x_0=..., x_1=..., y_shared=...)") from error
 
 
-def split_from_arrays(arrays: Mapping[str, np.ndarray], where: str) -> ArraySplit:
-    """Validates x_0..x_{M-1}, y_shared and optional y_private of one split."""
+def split_from_arrays(arrays: Mapping[str, np.ndarray], where: str,
+                      latent_views: tuple[int, ...] = ()) -> ArraySplit:
+    """Validates x_0..x_{M-1}, y_shared and optional y_private of one split; `latent_views`: the
+    views the user declared latent codes (`validation.infer_view`)."""
     keys = validation.view_keys(arrays, where)
     if "y_shared" not in arrays:
         raise ValueError(f"{where}: missing the y_shared array (N,) of integer class ids")
@@ -61,7 +63,7 @@ def split_from_arrays(arrays: Mapping[str, np.ndarray], where: str) -> ArraySpli
         array = arrays[key]
         if array.shape[0] != num_examples:
             raise ValueError(f"{where}: {key} has {array.shape[0]} examples but x_0 has {num_examples}")
-        view = validation.infer_view(array, where, key)
+        view = validation.infer_view(array, where, key, latent=int(key[2:]) in latent_views)
         views.append(view)
         x.append(np.ascontiguousarray(array.astype(view.dtype, copy=False)))
     y_shared = validation.check_labels(arrays["y_shared"], num_examples, where, "y_shared")

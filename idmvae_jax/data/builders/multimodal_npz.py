@@ -24,8 +24,9 @@ class MultimodalNpzSource(base.DatasetSource):
 
     builder_name = "multimodal_npz"
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, latent_views: tuple[int, ...] = ()):
         self.folder = folder
+        self.latent_views = tuple(sorted(latent_views))
         self._splits: dict[str, arrays.ArraySplit] | None = None
         self._info: DatasetInfo | None = None
 
@@ -42,7 +43,7 @@ class MultimodalNpzSource(base.DatasetSource):
         return arrays.npz_files(self.folder, tuple(SPLIT_FILES.values()))
 
     def cache_params(self) -> dict[str, Any]:
-        return {}
+        return {"latent_views": list(self.latent_views)} if self.latent_views else {}
 
     def validate(self) -> None:
         if not os.path.isdir(self.folder):
@@ -52,7 +53,8 @@ class MultimodalNpzSource(base.DatasetSource):
             path = os.path.join(self.folder, name)
             if split == "val" and not os.path.isfile(path):
                 continue
-            splits[split] = arrays.split_from_arrays(arrays.load_npz(path, self._how_to_obtain()), path)
+            splits[split] = arrays.split_from_arrays(arrays.load_npz(path, self._how_to_obtain()), path,
+                                                     self.latent_views)
         train_where = os.path.join(self.folder, SPLIT_FILES["train"])
         train = splits["train"]
         num_shared = int(train.y_shared.max()) + 1

@@ -43,5 +43,6 @@ def make_source(options: DataOptions) -> base.DatasetSource:
     if name == "npz":
         from idmvae_jax.data.builders.multimodal_npz import MultimodalNpzSource
 
-        return MultimodalNpzSource(folder=os.path.abspath(os.path.expanduser(options.path)))
+        return MultimodalNpzSource(folder=os.path.abspath(os.path.expanduser(options.path)),
+                                   latent_views=options.latent_view_indices)
     raise ValueError(f"unknown dataset {name!r}")
