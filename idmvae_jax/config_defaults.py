@@ -135,6 +135,41 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def check_field_types(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict | None = None,
+                      prefix: str = "") -> None:
+    """Checks every field of `config` against the type of its default in `base_config()`.
+
+    ml_collections checks scalar overrides, but turns `--config.model.image.channels=abc` into the
+    tuple ('abc',), which would fail deep in model building. Raises UserError naming the field,
+    the value, and the type it takes (with its default as an example). Fields whose default is
+    None or an empty tuple, and fields the defaults do not have, are not checked.
+    """
+    from idmvae_jax.errors import UserError
+
+    reference = base_config() if reference is None else reference
+    for key, value in config.items():
+        if key not in reference:
+            continue
+        default, name = reference[key], f"{prefix}{key}"
+        if isinstance(default, ml_collections.ConfigDict):
+            if isinstance(value, ml_collections.ConfigDict):
+                check_field_types(value, default, f"{name}.")
+            continue
+        if not isinstance(default, tuple) or not default:
+            continue
+        element = type(default[0])
+        ok = isinstance(value, (tuple, list)) and all(
+            isinstance(v, element) and not (element is int and isinstance(v, bool))
+            or (element is float and isinstance(v, int) and not isinstance(v, bool)) for v in value)
+        if not ok:
+            raise UserError(f"config field {name}={value!r}: {name} takes a tuple of {element.__name__}, "
+                            f"e.g. --config.{name}='{default!r}'")
+
+
 def apply_variant(c: ml_collections.ConfigDict, variant: str, weights: tuple) -> None:
     """Sets loss weights (l1, l2, l_diff = `weights`, the dataset's published values) for `variant`."""
     if variant not in VARIANTS:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import jax
 
-from idmvae_jax import errors
+from idmvae_jax import config_defaults, errors
 from idmvae_jax import flags as run_flags
 from idmvae_jax.evaluation import run, runtime
 
@@ -47,6 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runtime.log(f"jax {jax.__version__}, {jax.device_count()} device(s) ({jax.devices()[0].platform}), "
                 f"{jax.process_count()} process(es)")
     try:
+        config_defaults.check_field_types(config)
         run.evaluate(config, workdir)
     except errors.UserError as error:
         errors.report_and_exit(error)

@@ -42,7 +42,7 @@ def main(argv):
     import optax
     import orbax.checkpoint as ocp
 
-    from idmvae_jax import errors
+    from idmvae_jax import config_defaults, errors
     from idmvae_jax.training import loop, preemption
 
     logging.info("python %s; jax %s, jaxlib %s, flax %s, optax %s, orbax-checkpoint %s",
@@ -54,6 +54,7 @@ def main(argv):
         print(f"idmvae_jax: {jax.device_count()} {jax.default_backend()} device(s), "
               f"{jax.process_count()} process(es); workdir {FLAGS.workdir}", flush=True)
     try:
+        config_defaults.check_field_types(FLAGS.config)
         loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except errors.UserError as error:
         errors.report_and_exit(error)

@@ -136,6 +136,26 @@ def test_misspelt_cli_override_fails(tmp_path):
     assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
 
 
+def test_a_tuple_override_of_the_wrong_type_names_the_field(tmp_path):
+    """--config.model.image.channels=abc used to fail deep in models/specs.py after the data loaded."""
+    cmd = [sys.executable, "-m", "idmvae_jax.main", "--config=configs/polymnist_quadrant.py:tiny",
+           f"--workdir={tmp_path / 'run'}", "--config.model.image.channels=abc"]
+    out = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert [line for line in out.stderr.splitlines() if line.startswith("ERROR")] == [
+        "ERROR: config field model.image.channels=('abc',): model.image.channels takes a tuple of int, "
+        "e.g. --config.model.image.channels='(64, 128, 256, 512)'"]
+    assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("name,size", CASES)
+def test_every_config_has_the_types_of_the_defaults(name, size):
+    from idmvae_jax.config_defaults import check_field_types
+
+    check_field_types(load(name, size)[0])
+
+
 def test_npz_config_builds_from_a_small_folder(tmp_path):
     from idmvae_jax import data as data_lib
 
