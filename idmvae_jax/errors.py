@@ -16,6 +16,14 @@ class UserError(Exception):
     """An expected error; its message names the problem and the fix."""
 
 
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work (the message names the field and the fix)."""
+
+
+class DataError(UserError, ValueError):
+    """User data (folders, files, arrays) that cannot be used as given."""
+
+
 def report_and_exit(error: UserError) -> None:
     """Prints `error` on stderr as one line (or re-raises it when IDMVAE_TRACEBACK is set) and
     exits with EXIT_USER_ERROR."""

@@ -399,10 +399,13 @@ def test_cli_writes_every_metric_and_the_report(tiny_run, capsys):
     assert "Checkpoint step 2." in report
 
 
-def test_cli_without_a_checkpoint_says_so(npz_data, tmp_path):
+def test_cli_without_a_checkpoint_says_so(npz_data, tmp_path, capsys):
     args = [a if not a.startswith("--workdir=") else f"--workdir={tmp_path}" for a in npz_data["args"]]
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(SystemExit) as info:
         ev.main(args)
+    assert info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and errors[0].startswith(f"ERROR: no checkpoint in {tmp_path}/checkpoints; train first")
 
 
 def test_cli_usage_errors():

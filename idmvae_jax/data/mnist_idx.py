@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from idmvae_jax.data import sources
+from idmvae_jax.errors import DataError
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -49,16 +50,16 @@ def read_idx(path: str) -> np.ndarray:
     with opener(path, "rb") as handle:
         raw = handle.read()
     if len(raw) < 8:
-        raise ValueError(f"{path} is not an MNIST idx file (only {len(raw)} bytes)")
+        raise DataError(f"{path} is not an MNIST idx file (only {len(raw)} bytes)")
     magic = int.from_bytes(raw[0:4], "big")
     ndim = magic & 0xFF
     if magic not in _MAGIC.values() or _MAGIC[ndim] != magic:
-        raise ValueError(f"{path} is not an MNIST idx1/idx3 uint8 file (magic number {magic})")
+        raise DataError(f"{path} is not an MNIST idx1/idx3 uint8 file (magic number {magic})")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(raw) - offset != expected:
-        raise ValueError(f"{path} declares shape {tuple(dims)} but holds {len(raw) - offset} values")
+        raise DataError(f"{path} declares shape {tuple(dims)} but holds {len(raw) - offset} values")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -73,12 +74,12 @@ def load_mnist(paths: dict[str, str]) -> dict[str, np.ndarray]:
     for split in ("train", "test"):
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
         if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise ValueError(f"{paths[split + '_images']}: images must be N×28×28, got {images.shape}")
+            raise DataError(f"{paths[split + '_images']}: images must be N×28×28, got {images.shape}")
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise ValueError(f"{paths[split + '_labels']}: {labels.shape[0]} labels for "
+            raise DataError(f"{paths[split + '_labels']}: {labels.shape[0]} labels for "
                              f"{images.shape[0]} images in {paths[split + '_images']}")
         if labels.size and labels.max() > 9:
-            raise ValueError(f"{paths[split + '_labels']}: labels must be digits 0..9, "
+            raise DataError(f"{paths[split + '_labels']}: labels must be digits 0..9, "
                              f"found {int(labels.max())}")
         data[f"{split}_labels"] = labels.astype(np.int32)
     return data

@@ -10,6 +10,8 @@ import dataclasses
 import os
 from typing import Any, Mapping
 
+from idmvae_jax.errors import DataError
+
 DATASET_NAMES = (
     "polymnist_quadrant_embedded",
     "polymnist_quadrant",
@@ -58,7 +60,7 @@ class DataOptions:
         if isinstance(data_cfg, DataOptions):
             return data_cfg
         if data_cfg is None:
-            raise ValueError("data config is None; pass config.data (needs at least `name`).")
+            raise DataError("data config is None; pass config.data (needs at least `name`).")
         if hasattr(data_cfg, "to_dict"):
             values: Mapping[str, Any] = data_cfg.to_dict()
         elif isinstance(data_cfg, Mapping):
@@ -67,7 +69,7 @@ class DataOptions:
             values = {f.name: getattr(data_cfg, f.name) for f in dataclasses.fields(cls)
                       if hasattr(data_cfg, f.name)}
         if "name" not in values:
-            raise ValueError(f"data config needs a `name`, one of {DATASET_NAMES}.")
+            raise DataError(f"data config needs a `name`, one of {DATASET_NAMES}.")
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in values.items():
@@ -88,26 +90,26 @@ class DataOptions:
     def check(self) -> None:
         """Raises ValueError naming the field when a value is out of range."""
         if self.name not in DATASET_NAMES:
-            raise ValueError(f"data.name={self.name!r} is unknown; choose one of {DATASET_NAMES}.")
+            raise DataError(f"data.name={self.name!r} is unknown; choose one of {DATASET_NAMES}.")
         if self.name.startswith("polymnist_quadrant") and self.resolved_image_size not in (32, 64):
-            raise ValueError(
+            raise DataError(
                 f"data.image_size={self.image_size} is not supported for {self.name}; use 64 (paper "
                 "geometry) or 32 (digit scaled to half the canvas).")
         if self.num_repetitions < 1:
-            raise ValueError(f"data.num_repetitions={self.num_repetitions} must be >= 1.")
+            raise DataError(f"data.num_repetitions={self.num_repetitions} must be >= 1.")
         if not 0 <= self.tcga_split <= 4:
-            raise ValueError(f"data.tcga_split={self.tcga_split} must be in 0..4.")
+            raise DataError(f"data.tcga_split={self.tcga_split} must be in 0..4.")
         if self.num_views < 0:
-            raise ValueError(f"data.num_views={self.num_views} must be >= 0 (0 = all views).")
+            raise DataError(f"data.num_views={self.num_views} must be >= 0 (0 = all views).")
         if self.mnist_source not in ("auto", "idx", "embedded"):
-            raise ValueError(
+            raise DataError(
                 f"data.mnist_source={self.mnist_source!r}; choose 'auto', 'idx' or 'embedded'.")
         if self.name in USER_FOLDER_DATASETS and not self.path:
-            raise ValueError(
+            raise DataError(
                 f"data.path is empty; dataset {self.name!r} reads the user's files from that folder "
                 "(set --config.data.path=/path/to/folder).")
         if self.prefetch < 0 or self.decode_threads < 1:
-            raise ValueError("data.prefetch must be >= 0 and data.decode_threads >= 1.")
+            raise DataError("data.prefetch must be >= 0 and data.decode_threads >= 1.")
 
     @property
     def latent_view_indices(self) -> tuple[int, ...]:
@@ -115,7 +117,7 @@ class DataOptions:
         try:
             return tuple(sorted({int(v) for v in self.latent_views.split(",") if v.strip()}))
         except ValueError:
-            raise ValueError(f"data.latent_views={self.latent_views!r} must be comma-separated view "
+            raise DataError(f"data.latent_views={self.latent_views!r} must be comma-separated view "
                              "indices, e.g. '0,2'") from None
 
     @property

@@ -8,12 +8,14 @@ import tempfile
 import urllib.request
 from typing import Iterable, Sequence
 
+from idmvae_jax.errors import UserError
+
 # Above this total size, files are fingerprinted by (name, size, mtime) instead of their bytes.
 _CONTENT_HASH_LIMIT = 512 * 1024 * 1024
 _DOWNLOAD_TIMEOUT_S = 20
 
 
-class MissingSourceError(FileNotFoundError):
+class MissingSourceError(UserError, FileNotFoundError):
     """A file the dataset needs is absent; the message names the path and how to obtain it."""
 
 

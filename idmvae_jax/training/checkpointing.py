@@ -16,7 +16,12 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from idmvae_jax import storage
+from idmvae_jax.errors import UserError
 from idmvae_jax.training.step import TrainState
+
+
+class NoCheckpointError(UserError, FileNotFoundError):
+    """The workdir holds no checkpoint (evaluating or sampling before training)."""
 
 
 def checkpoint_dir(workdir: storage.PathLike) -> epath.Path:
@@ -84,7 +89,7 @@ def restore_params(workdir: storage.PathLike, cfg, train_config, seed: int, mesh
     try:
         step = ckpt.latest_step() if step is None else step
         if step is None:
-            raise FileNotFoundError(
+            raise NoCheckpointError(
                 f"no checkpoint in {ckpt.directory}; train first: "
                 f"python -m idmvae_jax.main --config=... --workdir={workdir}")
         state, _ = ckpt.restore(abstract, step)

@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from idmvae_jax import build
+from idmvae_jax.errors import ConfigError
 from idmvae_jax import storage
 from idmvae_jax.training import checkpointing
 from idmvae_jax.training import config_check
@@ -49,7 +50,7 @@ def resolve_num_steps(config, info) -> int:
     if tc.num_steps > 0:
         return int(tc.num_steps)
     if tc.get("num_epochs", 0) <= 0:
-        raise ValueError("set train.num_steps > 0 or train.num_epochs > 0")
+        raise ConfigError("set train.num_steps > 0 or train.num_epochs > 0")
     return int(math.ceil(tc.num_epochs * info.splits["train"] / tc.batch_size))
 
 
@@ -58,10 +59,10 @@ def _check_intervals(config, k: int) -> None:
     for name in ("log_every", "checkpoint_every", "sample_every"):
         value = tc[name]
         if value < 0 or (value and value % k):
-            raise ValueError(f"train.{name}={value} must be a non-negative multiple of "
+            raise ConfigError(f"train.{name}={value} must be a non-negative multiple of "
                              f"train.steps_per_dispatch={k}")
     if tc.log_every == 0:
-        raise ValueError("train.log_every must be > 0")
+        raise ConfigError("train.log_every must be > 0")
 
 
 def _check_bad(device_state, pstep: parallel.ParallelStep, ckpt, workdir, last_saved) -> None:
@@ -163,7 +164,7 @@ def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn) -> Any:
     cfg = build.build_idmvae_config(config, info)
     num_steps = resolve_num_steps(config, info)
     if num_steps % k:
-        raise ValueError(f"the number of steps {num_steps} must be a multiple of steps_per_dispatch={k}")
+        raise ConfigError(f"the number of steps {num_steps} must be a multiple of steps_per_dispatch={k}")
     mesh = parallel.make_mesh(config.parallel.num_devices)
     parallel.check_batch_size(tc.batch_size, mesh)
     optimizer = train_step_lib.make_optimizer(tc)

@@ -28,6 +28,7 @@ replicated over the mesh in both modes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Optional
 
 import jax
@@ -35,6 +36,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from idmvae_jax.errors import ConfigError
 from idmvae_jax.training import step as train_step_lib
 
 AXIS = "data"
@@ -202,8 +204,8 @@ def check_batch_size(batch_size: int, mesh) -> None:
     """The global batch must split evenly over processes and devices."""
     n, p = mesh.devices.size, jax.process_count()
     if batch_size % n or batch_size % p:
-        raise ValueError(f"train.batch_size={batch_size} must be divisible by the {n} devices "
-                         f"and {p} processes")
+        raise ConfigError(f"train.batch_size={batch_size} must be divisible by the {n} devices "
+                          f"and {p} processes: use a multiple of {math.lcm(n, p)}")
 
 
 def init_state_on_mesh(init_fn: Callable, mesh):

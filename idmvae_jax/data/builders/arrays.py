@@ -10,6 +10,7 @@ import numpy as np
 
 from idmvae_jax.data import images, sources, validation
 from idmvae_jax.data.info import ViewInfo
+from idmvae_jax.errors import DataError
 
 
 @dataclasses.dataclass
@@ -46,7 +47,7 @@ def load_npz(path: str, how_to_obtain: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} is not a readable .npz of plain numeric arrays ({error}); save it "
+        raise DataError(f"{path} is not a readable .npz of plain numeric arrays ({error}); save it "
                          "with numpy.savez(path, x_0=..., x_1=..., y_shared=...)") from error
 
 
@@ -56,13 +57,13 @@ def split_from_arrays(arrays: Mapping[str, np.ndarray], where: str,
     views the user declared latent codes (`validation.infer_view`)."""
     keys = validation.view_keys(arrays, where)
     if "y_shared" not in arrays:
-        raise ValueError(f"{where}: missing the y_shared array (N,) of integer class ids")
+        raise DataError(f"{where}: missing the y_shared array (N,) of integer class ids")
     num_examples = arrays[keys[0]].shape[0]
     views, x = [], []
     for key in keys:
         array = arrays[key]
         if array.shape[0] != num_examples:
-            raise ValueError(f"{where}: {key} has {array.shape[0]} examples but x_0 has {num_examples}")
+            raise DataError(f"{where}: {key} has {array.shape[0]} examples but x_0 has {num_examples}")
         view = validation.infer_view(array, where, key, latent=int(key[2:]) in latent_views)
         views.append(view)
         x.append(np.ascontiguousarray(array.astype(view.dtype, copy=False)))

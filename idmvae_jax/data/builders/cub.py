@@ -37,6 +37,7 @@ from PIL import Image
 from idmvae_jax.data import images, sources
 from idmvae_jax.data.builders import base
 from idmvae_jax.data.info import DatasetInfo, ViewInfo
+from idmvae_jax.errors import DataError
 
 CAPTIONS_PER_IMAGE = 10
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<exc>")
@@ -157,7 +158,7 @@ class CubSource(base.DatasetSource):
                 if not fields:
                     continue
                 if len(fields) < columns:
-                    raise ValueError(f"{path}:{number}: expected {columns} fields, got {line!r}")
+                    raise DataError(f"{path}:{number}: expected {columns} fields, got {line!r}")
                 rows.append(fields)
         return rows
 
@@ -170,7 +171,7 @@ class CubSource(base.DatasetSource):
         image_class = {int(f[0]): int(f[1]) for f in self._table(self._cub("image_class_labels.txt"), 2)}
         unknown = sorted(set(groups) - set(classes.values()))
         if unknown:
-            raise ValueError(f"{groups_path}: species {unknown} are not in {self._cub('classes.txt')}")
+            raise DataError(f"{groups_path}: species {unknown} are not in {self._cub('classes.txt')}")
         parts: dict[int, dict[int, tuple[float, float, bool]]] = collections.defaultdict(dict)
         for f in self._table(self._cub("parts", "part_locs.txt"), 5):
             parts[int(f[0])][int(f[1])] = (float(f[2]), float(f[3]), f[4] == "1")
@@ -190,13 +191,13 @@ class CubSource(base.DatasetSource):
             with open(text_path, encoding="utf-8") as handle:
                 captions = [line.strip() for line in handle if line.strip()]
             if len(captions) < CAPTIONS_PER_IMAGE:
-                raise ValueError(f"{text_path} has {len(captions)} captions, expected "
+                raise DataError(f"{text_path} has {len(captions)} captions, expected "
                                  f"{CAPTIONS_PER_IMAGE}")
             records.append(dict(image_id=image_id, path=image_path, group=groups[name],
                                 species=species.index(name), captions=captions[:CAPTIONS_PER_IMAGE],
                                 head=head_direction(parts.get(image_id, {}))))
         if not records:
-            raise ValueError(f"no CUB image belongs to a species listed in {groups_path}")
+            raise DataError(f"no CUB image belongs to a species listed in {groups_path}")
         self._assign_splits(records)
         train_captions = [c for i in self._split_of["train"] for c in records[i]["captions"]]
         self._vocab = build_vocab(train_captions, self.min_word_count)
@@ -219,7 +220,7 @@ class CubSource(base.DatasetSource):
         rows = self._table(path, 2)
         for f in rows:
             if not f[1].isdigit():
-                raise ValueError(f"{path}: group id {f[1]!r} of {f[0]} is not a non-negative integer")
+                raise DataError(f"{path}: group id {f[1]!r} of {f[0]} is not a non-negative integer")
         return rows
 
     def _assign_splits(self, records: list[dict[str, Any]]) -> None:
@@ -242,16 +243,16 @@ class CubSource(base.DatasetSource):
             self.latents_file, "Set data.cub_latents_file to an .npz with image_id (N,) and latent "
                                "(N, 4, 32, 32) computed by a Stable-Diffusion VAE, or leave it empty."))
         if "image_id" not in data or "latent" not in data:
-            raise ValueError(f"{self.latents_file} must hold arrays image_id (N,) and latent (N, ...)")
+            raise DataError(f"{self.latents_file} must hold arrays image_id (N,) and latent (N, ...)")
         latent = np.asarray(data["latent"], dtype=np.float32)
         ids = np.asarray(data["image_id"])
         if latent.shape[0] != ids.shape[0] or latent.ndim < 2:
-            raise ValueError(f"{self.latents_file}: latent {latent.shape} and image_id {ids.shape} "
+            raise DataError(f"{self.latents_file}: latent {latent.shape} and image_id {ids.shape} "
                              "must have the same first dimension")
         self._latents = {int(i): latent[k] for k, i in enumerate(ids)}
         missing = [r["image_id"] for r in records if r["image_id"] not in self._latents]
         if missing:
-            raise ValueError(f"{self.latents_file} lacks latents for {len(missing)} images, e.g. "
+            raise DataError(f"{self.latents_file} lacks latents for {len(missing)} images, e.g. "
                              f"image_id {missing[:5]}")
         return ViewInfo(kind="latent", shape=latent.shape[1:], dtype="float32", has_private_label=True)
 

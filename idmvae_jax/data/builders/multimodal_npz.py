@@ -12,9 +12,10 @@ import os
 from typing import Any
 
 
-from idmvae_jax.data import validation
+from idmvae_jax.data import sources, validation
 from idmvae_jax.data.builders import arrays, base
 from idmvae_jax.data.info import DatasetInfo
+from idmvae_jax.errors import DataError
 
 SPLIT_FILES = {"train": "train.npz", "val": "val.npz", "test": "test.npz"}
 
@@ -47,7 +48,7 @@ class MultimodalNpzSource(base.DatasetSource):
 
     def validate(self) -> None:
         if not os.path.isdir(self.folder):
-            raise FileNotFoundError(f"data.path={self.folder} is not a folder. {self._how_to_obtain()}")
+            raise sources.MissingSourceError(f"data.path={self.folder} is not a folder. {self._how_to_obtain()}")
         splits = {}
         for split, name in SPLIT_FILES.items():
             path = os.path.join(self.folder, name)
@@ -64,7 +65,7 @@ class MultimodalNpzSource(base.DatasetSource):
             validation.check_same_views(train.views, data.views, where, train_where)
             validation.check_class_count(data.y_shared, num_shared, where, "y_shared")
             if (data.y_private is None) != (train.y_private is None):
-                raise ValueError(f"{where}: y_private must be present in every split or in none "
+                raise DataError(f"{where}: y_private must be present in every split or in none "
                                  f"(train {'has' if train.y_private is not None else 'lacks'} it)")
             if num_private is not None:
                 validation.check_class_count(data.y_private, num_private, where, "y_private")

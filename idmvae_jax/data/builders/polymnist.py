@@ -18,6 +18,7 @@ import numpy as np
 from idmvae_jax.data import images, sources
 from idmvae_jax.data.builders import base
 from idmvae_jax.data.info import DatasetInfo, ViewInfo
+from idmvae_jax.errors import DataError
 
 ARCHIVE_NAME = "PolyMNIST.zip"
 ARCHIVE_URL = "https://zenodo.org/record/4899160/files/PolyMNIST.zip"
@@ -93,24 +94,24 @@ class PolymnistSource(base.DatasetSource):
         for split in ("train", "test"):
             per_view = [entries.get((split, m), {}) for m in range(NUM_VIEWS)]
             if not per_view[0]:
-                raise ValueError(f"{self.location}: no MMNIST/{split}/m0/<i>.<label>.png files; "
+                raise DataError(f"{self.location}: no MMNIST/{split}/m0/<i>.<label>.png files; "
                                  f"{how_to_obtain(os.path.dirname(self.location))}")
             ids = sorted(per_view[0])
             for m in range(1, NUM_VIEWS):
                 if sorted(per_view[m]) != ids:
-                    raise ValueError(f"{self.location}: MMNIST/{split}/m{m} does not hold the same "
+                    raise DataError(f"{self.location}: MMNIST/{split}/m{m} does not hold the same "
                                      f"file numbers as m0 ({len(per_view[m])} vs {len(ids)} files)")
             files[split] = [[per_view[m][i][0] for i in ids] for m in range(NUM_VIEWS)]
             labels[split] = np.array([per_view[0][i][1] for i in ids], dtype=np.int32)
             for m in range(1, NUM_VIEWS):
                 if any(per_view[m][i][1] != per_view[0][i][1] for i in ids):
-                    raise ValueError(f"{self.location}: MMNIST/{split}/m{m} labels disagree with m0")
+                    raise DataError(f"{self.location}: MMNIST/{split}/m{m} labels disagree with m0")
         archive = zipfile.ZipFile(self.location) if zipfile.is_zipfile(self.location) else None
         try:
             for m in range(NUM_VIEWS):
                 shape = images.decode_png(self._read(files["train"][m][0], archive)).shape
                 if shape != IMAGE_SHAPE:
-                    raise ValueError(f"{self.location}: {files['train'][m][0]} has shape {shape}, "
+                    raise DataError(f"{self.location}: {files['train'][m][0]} has shape {shape}, "
                                      f"expected {IMAGE_SHAPE}")
         finally:
             if archive is not None:

@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 from idmvae_jax.data import embedded, mnist_idx, polymnist_quadrant, sources
 from idmvae_jax.data.builders import base
 from idmvae_jax.data.info import DatasetInfo, ViewInfo
+from idmvae_jax.errors import DataError
 
 NUM_VIEWS = 5
 
@@ -43,7 +44,7 @@ class PolymnistQuadrantSource(base.DatasetSource):
                  num_repetitions: int = 4, seed: int = 0, name: str = "polymnist_quadrant",
                  encode_threads: int = 2):
         if digits not in ("embedded", "idx"):
-            raise ValueError(f"digits must be 'embedded' or 'idx', got {digits!r}")
+            raise DataError(f"digits must be 'embedded' or 'idx', got {digits!r}")
         self.digits = digits
         self.idx_dir = idx_dir
         self.image_size = image_size
@@ -86,7 +87,7 @@ class PolymnistQuadrantSource(base.DatasetSource):
         num_train = data["train_images"].shape[0]
         num_val = num_train // 12
         if num_train - num_val < 10 or data["test_images"].shape[0] < 1:
-            raise ValueError(f"MNIST idx files in {self.idx_dir} hold too few images "
+            raise DataError(f"MNIST idx files in {self.idx_dir} hold too few images "
                              f"({num_train} train, {data['test_images'].shape[0]} test)")
         ids = np.arange(num_train, dtype=np.int64)
         cut = num_train - num_val

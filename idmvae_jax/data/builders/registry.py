@@ -5,6 +5,7 @@ import os
 
 from idmvae_jax.data.builders import base
 from idmvae_jax.data.options import DataOptions
+from idmvae_jax.errors import DataError
 
 
 def make_source(options: DataOptions) -> base.DatasetSource:
@@ -45,4 +46,4 @@ def make_source(options: DataOptions) -> base.DatasetSource:
 
         return MultimodalNpzSource(folder=os.path.abspath(os.path.expanduser(options.path)),
                                    latent_views=options.latent_view_indices)
-    raise ValueError(f"unknown dataset {name!r}")
+    raise DataError(f"unknown dataset {name!r}")

@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from idmvae_jax.data.builders import arrays, base
 from idmvae_jax.data.info import DatasetInfo
+from idmvae_jax.errors import DataError
 
 FILE_NAME = "tcga.npz"
 NUM_SPLITS = 5
@@ -52,12 +53,12 @@ class TcgaSource(base.DatasetSource):
                "data.path to its folder.")
         raw = arrays.load_npz(self.path, how)
         if sorted(k for k in raw if k.startswith("x_")) != ["x_0", "x_1"]:
-            raise ValueError(f"{self.path}: TCGA needs exactly two views x_0 and x_1, found "
+            raise DataError(f"{self.path}: TCGA needs exactly two views x_0 and x_1, found "
                              f"{sorted(k for k in raw if k.startswith('x_'))}")
         full = arrays.split_from_arrays({k: raw[k] for k in ("x_0", "x_1", "y_shared")}, self.path)
         for m, view in enumerate(full.views):
             if view.kind != "vector":
-                raise ValueError(f"{self.path}: x_{m} must be float N×D omics vectors, got a "
+                raise DataError(f"{self.path}: x_{m} must be float N×D omics vectors, got a "
                                  f"{view.kind} of shape {view.shape}")
         n = full.num_examples
         k = self.split_index
@@ -67,23 +68,23 @@ class TcgaSource(base.DatasetSource):
             if key not in raw:
                 if split == "val":
                     continue
-                raise ValueError(f"{self.path}: missing {key} (row indices of split {k}); the file "
+                raise DataError(f"{self.path}: missing {key} (row indices of split {k}); the file "
                                  f"needs train_idx_k and test_idx_k for k = 0..{NUM_SPLITS - 1}")
             rows = np.asarray(raw[key])
             if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-                raise ValueError(f"{self.path}: {key} must be a 1-D integer array, got {rows.dtype} "
+                raise DataError(f"{self.path}: {key} must be a 1-D integer array, got {rows.dtype} "
                                  f"{rows.shape}")
             if rows.size and (rows.min() < 0 or rows.max() >= n):
-                raise ValueError(f"{self.path}: {key} has rows outside 0..{n - 1}")
+                raise DataError(f"{self.path}: {key} has rows outside 0..{n - 1}")
             splits[split] = full.take(rows.astype(np.int64))
         train_rows = set(splits["train"].row.tolist())
         for split in ("val", "test"):
             if split in splits and train_rows & set(splits[split].row.tolist()):
-                raise ValueError(f"{self.path}: {split}_idx_{k} overlaps train_idx_{k}")
+                raise DataError(f"{self.path}: {split}_idx_{k} overlaps train_idx_{k}")
         num_shared = int(splits["train"].y_shared.max()) + 1
         for split, data in splits.items():
             if data.y_shared.size and data.y_shared.max() >= num_shared:
-                raise ValueError(f"{self.path}: split {k} {split} has class {int(data.y_shared.max())} "
+                raise DataError(f"{self.path}: split {k} {split} has class {int(data.y_shared.max())} "
                                  f"absent from train")
         self._splits = splits
         self._info = DatasetInfo(
