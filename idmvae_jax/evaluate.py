@@ -31,10 +31,7 @@ def parse_flags(argv: Sequence[str]):
 
     argv = list(argv)
     fv = run_flags.define_run_flags(flags.FlagValues(), sys_argv=argv)
-    try:
-        fv(argv)
-    except flags.Error as err:
-        raise SystemExit(f"{err}\n{USAGE}")
+    run_flags.parse_or_exit(argv, fv, usage=USAGE)
     if fv.config is None or not fv.workdir:
         raise SystemExit(USAGE)
     return fv.config, fv.workdir, fv

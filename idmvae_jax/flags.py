@@ -53,6 +53,41 @@ def define_run_flags(flag_values: Optional[flags.FlagValues] = None, *,
     return fv
 
 
+def flag_error_line(error: BaseException) -> str:
+    """One line from a flag-parsing error: the flag and the cause, without the traceback that
+    ml_collections embeds in the message of a config file that fails to load."""
+    text = str(error)
+    if isinstance(error, AttributeError) and text.startswith(("'", '"')):
+        text = text[1:-1].encode().decode("unicode_escape")  # KeyError-style repr of the message
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(line.startswith("Traceback") for line in lines):
+        lines = [lines[0], lines[-1]]
+    text = " ".join(lines)
+    if isinstance(error, AttributeError):
+        return f"unknown config field {text} (fields: python -m idmvae_jax.main --config=FILE --helpfull)"
+    if isinstance(error, OSError) and lines:  # ml_collections could not load the config file
+        return (f"cannot load the config file ({lines[-1]}); pass --config=configs/NAME.py[:SIZE,VARIANT], "
+                f"e.g. --config=configs/polymnist_quadrant.py:mini")
+    return text
+
+
+def parse_or_exit(argv: Sequence[str], flag_values: Optional[flags.FlagValues] = None,
+                  usage: str = "") -> list:
+    """Parses `argv` into `flag_values` (default the global FLAGS); a bad flag, config file or
+    override prints one `ERROR:` line and exits with status 2 (IDMVAE_TRACEBACK=1: the traceback).
+    Usable as absl's `app.run(main, flags_parser=parse_or_exit)`."""
+    from idmvae_jax import errors
+
+    fv = flags.FLAGS if flag_values is None else flag_values
+    try:
+        rest = fv(list(argv))
+        if "config" in fv and fv.config is not None:
+            fv.config.keys()  # ml_collections reports a config file it could not load on first use
+        return rest
+    except (flags.Error, AttributeError, OSError) as error:  # the flags, the config file, overrides
+        errors.report_and_exit(errors.UserError(flag_error_line(error) + (f" ({usage})" if usage else "")))
+
+
 def initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
                            auto: bool = False) -> bool:
     """Initialises jax.distributed when asked; returns whether it did.

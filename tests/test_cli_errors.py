@@ -31,6 +31,11 @@ def test_expected_errors_are_one_line_with_the_fix(tmp_path):
                   f"--config.data.path={tmp_path / 'no_such_folder'}"],
                  f"data.path={tmp_path / 'no_such_folder'} is not a folder"),
         "workdir": ([TINY, f"--workdir={a_file}/run"], f"workdir {a_file}/run cannot be written"),
+        "misspelt": ([TINY, f"--workdir={tmp_path}", "--config.train.learnin_rate=0.1"],
+                     "unknown config field 'learnin_rate' Did you mean \"learning_rate\""),
+        "config_file": (["--config=configs/no_such_config.py", f"--workdir={tmp_path}"],
+                        "cannot load the config file ([Errno 2] No such file or directory: "
+                        "'configs/no_such_config.py'); pass --config=configs/NAME.py"),
     }
     results = _run_all({name: args for name, (args, _) in cases.items()}, env)
     for name, (_, expected) in cases.items():

@@ -408,11 +408,13 @@ def test_cli_without_a_checkpoint_says_so(npz_data, tmp_path, capsys):
     assert len(errors) == 1 and errors[0].startswith(f"ERROR: no checkpoint in {tmp_path}/checkpoints; train first")
 
 
-def test_cli_usage_errors():
+def test_cli_usage_errors(capsys):
     with pytest.raises(SystemExit, match="usage"):
         ev.main(["evaluate", f"--config={ROOT}/configs/npz.py:tiny"])
-    with pytest.raises(SystemExit, match="usage"):
+    with pytest.raises(SystemExit) as info:
         ev.main(["evaluate", "--workdir=/tmp/x", "--config.eval.batch_size=3"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith("ERROR: Unknown command line flag 'config.eval.batch_size' (usage:")
 
 
 def test_generation_does_not_depend_on_batch_size_or_devices(npz_data, fast_compile):
