@@ -401,9 +401,12 @@ def test_cli_writes_every_metric_and_the_report(tiny_run, capsys):
 
 def test_cli_without_a_checkpoint_says_so(npz_data, tmp_path, capsys):
     args = [a if not a.startswith("--workdir=") else f"--workdir={tmp_path}" for a in npz_data["args"]]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text('{"probe/z_shared": 0.99}')  # an earlier evaluation's
     with pytest.raises(SystemExit) as info:
         ev.main(args)
     assert info.value.code == 2
+    assert not (tmp_path / "eval" / "metrics.json").exists()  # no stale numbers survive a failed evaluation
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1 and errors[0].startswith(f"ERROR: no checkpoint in {tmp_path}/checkpoints; train first")
 
