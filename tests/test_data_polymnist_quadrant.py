@@ -177,15 +177,9 @@ def test_preview_writes_a_png(embedded_cfg, tmp_path):
         assert image.size[0] > 5 * 64 and image.size[1] >= 4 * 64
 
 
-@pytest.mark.slow
-def test_full_embedded_build_is_fast_and_reproducible(tmp_path, request):
-    """Acceptance: 32 px, 5 views, 4 repetitions in < 2 minutes, byte-identical twice.
-
-    Runs only when slow tests are selected (`pytest -m slow`): two full builds take ~40 s.
-    """
-    markexpr = request.config.getoption("markexpr") or ""
-    if "slow" not in markexpr or "not slow" in markexpr:
-        pytest.skip("acceptance timing test; select it with -m slow")
+@pytest.mark.slow  # two full builds take ~40 s
+def test_full_embedded_build_is_fast_and_reproducible(tmp_path):
+    """Acceptance: 32 px, 5 views, 4 repetitions in < 2 minutes, byte-identical twice."""
     dirs = []
     for name in ("a", "b"):
         start = time.time()

@@ -144,7 +144,7 @@ def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):
     np.testing.assert_allclose(loss, objective.cross_view_infonce_loss(want, r["cfg"].loss.temperature), rtol=1e-5)
 
 
-def test_decoder_autoencoder_learns_and_scores_its_reconstructions(data_dir):
+def test_decoder_autoencoder_trains_and_scores_its_reconstructions(data_dir):
     r = load_example("decoder_autoencoder").main(
         TINY + ["--steps=6", "--eval_every=3", "--view=1", "--latent_dim=5", f"--data_dir={data_dir}"])
     assert [row["step"] for row in r["rows"]] == [3, 6]
