@@ -169,20 +169,21 @@ def test_resume_with_another_architecture_names_the_keys_and_touches_nothing(run
 
 
 def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_path):
-    """The `tiny` run through the CLI on 2 processes x 4 CPU devices (launch/multiprocess_local.sh),
+    """The `tiny` run through the CLI on 2 processes x 1 CPU device (launch/multiprocess_local.sh),
     its workdir in a bucket: stopped after 2 steps and resumed to 4, both processes restoring from
-    the bucket. It ends where run A (1 process x 8 devices, local, uninterrupted) ends."""
+    the bucket. It ends where run A (1 process x 8 devices, local, uninterrupted) ends. (One device
+    per process keeps the two compilations short; 2 x 4 devices: tests/test_multihost.py.)"""
     workdir = f"gs://{gcs_emulator.bucket}/{tmp_path.name}/two_processes"
     env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(_free_port()),
                JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".jax_cache"),  # the resume reuses the step
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
-    env.pop("XLA_FLAGS", None)  # the launcher sets 4 devices per process
+    env.pop("XLA_FLAGS", None)  # the launcher sets the devices per process
     config = tiny_config(runs["data_dir"], 4)
     args = [f"--config.data.{k}={config.data[k]}" for k in ("num_views", "cache_dir")] + [
         f"--config.train.{k}={config.train[k]}" for k in ("log_every", "checkpoint_every", "keep_checkpoints",
                                                           "sample_every")]
     for steps in (2, 4):  # the second run resumes: both processes restore from the bucket
-        out = subprocess.run(["launch/multiprocess_local.sh", "2", "4", "configs/polymnist_quadrant.py:tiny",
+        out = subprocess.run(["launch/multiprocess_local.sh", "2", "1", "configs/polymnist_quadrant.py:tiny",
                               workdir, f"--config.train.num_steps={steps}", "--config.train.tensorboard=False",
                               *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
