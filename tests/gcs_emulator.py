@@ -9,15 +9,18 @@ of a run at it:
   GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT  'false': gcsfs's bucket-type probe speaks gRPC, which the
                                      emulator does not (real GCS answers it)
 
-One gap of the emulator is filled here: it does not send the `x-goog-generation` header with an
-object's bytes, which real GCS sends and tensorstore's OCDBT (Orbax's checkpoint format) needs
-for its conditional writes; the server this module runs (`python gcs_emulator.py PORT BUCKET`)
-adds it.
+Two gaps of the emulator are filled by the server this module runs (`python gcs_emulator.py PORT
+BUCKET`), where real GCS behaves as the clients expect:
+- it does not send the `x-goog-generation` header with an object's bytes, which tensorstore's
+  OCDBT (Orbax's checkpoint format) needs for its conditional writes;
+- it ignores suffix ranges (`Range: bytes=-N`, the last N bytes), with which array_record reads
+  the footer of an ArrayRecord file, and sends the whole object instead.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -78,6 +81,15 @@ def serve(port: int, bucket: str) -> None:
     download = objects.download
 
     def download_with_generation(request, response, storage, *args, **kwargs):
+        headers = request._request_handler.headers
+        suffix = re.fullmatch(r"\s*bytes=-(\d+)\s*", headers.get("range") or "")
+        if suffix:  # the last N bytes, as the first-to-last range the emulator understands
+            try:
+                size = len(storage.get_file(request.params["bucket_name"], request.params["object_id"]))
+            except Exception:  # noqa: BLE001 - not found: download says so
+                size = 0
+            del headers["range"]
+            headers["range"] = f"bytes={max(0, size - int(suffix.group(1)))}-"
         download(request, response, storage, *args, **kwargs)
         try:
             obj = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])

@@ -74,3 +74,32 @@ def test_an_unreachable_bucket_fails_fast_with_the_path_and_the_fix(tmp_path):
                       "or GOOGLE_APPLICATION_CREDENTIALS=key.json)"], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     assert json.loads(json.dumps(errors))  # one line
+
+
+def test_a_prepared_dataset_in_a_bucket_reads_as_the_local_one(gcs_emulator, tmp_path):
+    """data.cache_dir=gs://...: built locally once, copied up (info file last), then read from the
+    bucket (ArrayRecord over gs://) by load_split and the training iterator."""
+    import numpy as np
+
+    from idmvae_jax import data
+    from idmvae_jax.data import cache
+
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 40), ("test", 12)):
+        np.savez(tmp_path / f"{name}.npz", x_0=rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8),
+                 x_1=rng.normal(size=(n, 6)).astype(np.float32), y_shared=np.arange(n) % 3)
+    local = dict(name="npz", path=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    remote = dict(local, cache_dir=f"gs://{gcs_emulator.bucket}/{tmp_path.name}/data")
+    directory = data.prepare(remote)
+    assert directory.startswith(remote["cache_dir"] + "/") and (storage.path(directory) / cache.INFO_FILE).exists()
+    cache._MEMO.clear()  # found in the bucket, not rebuilt
+    assert data.prepare(remote) == directory
+    want, got = data.load_split(local, "test"), data.load_split(remote, "test")
+    assert want.keys() == got.keys()
+    for key in want:
+        for a, b in zip(want[key], got[key]):  # the views of "x", the rows of the others
+            np.testing.assert_array_equal(a, b)
+    it = data.make_iterator(remote, "train", 8, seed=0, process_index=0, process_count=1)
+    batch = next(it)
+    it.close()
+    np.testing.assert_array_equal(batch["x"][1], data.load_split(local, "train")["x"][1][batch["index"]])

@@ -31,7 +31,7 @@ Fields of ``config.data`` (all optional except `name`; missing ones take these d
   path             str   'npz'/'tcga': the folder holding the user's files (required). Other
                          datasets: the directory for prepared data ('' → cache_dir).
   cache_dir        str   where prepared datasets live ('' → $IDMVAE_DATA_DIR, else
-                         ~/.cache/idmvae_jax).
+                         ~/.cache/idmvae_jax); may be a bucket URL (gs://...): see `cache`.
   manual_dir       str   folder of manually obtained source files (MNIST idx files, PolyMNIST.zip,
                          CUB files); '' → download where that is possible.
   image_size       int   quadrant datasets: 64 (paper geometry) or 32 (digit at half the canvas);

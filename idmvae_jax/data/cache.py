@@ -9,10 +9,17 @@ The key is the SHA-256 of (builder name and version, absolute source path, finge
 files, the settings that change the data). Raw inputs are validated before the key is computed, so
 a broken or different folder never reaches an old cache entry. A file lock serialises concurrent
 builds of the same key (several processes or test workers).
+
+A bucket cache (`data.cache_dir=gs://...`): the key is computed as above (the sources are read
+locally), and a dataset already in the bucket under it is read from there; one that is not is
+built in the local cache (`DataOptions.local_cache_root`) and copied up, `idmvae_info.json` last,
+so a reader never sees a partial copy. Processes that find it missing at the same moment each copy
+the same bytes.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -21,10 +28,11 @@ import shutil
 import threading
 from typing import Any
 
+from idmvae_jax import storage
 from idmvae_jax.data import sources
 from idmvae_jax.data.builders import base
 from idmvae_jax.data.info import DatasetInfo
-from idmvae_jax.data.options import DataOptions
+from idmvae_jax.data.options import USER_FOLDER_DATASETS, DataOptions
 
 INFO_FILE = "idmvae_info.json"
 SOURCE_FILE = "source.json"
@@ -69,8 +77,7 @@ def _memo_hit(options: DataOptions) -> str | None:
         return None
     directory, signature = entry
     try:
-        if _stat_signature(list(signature)) == signature and os.path.isfile(
-                os.path.join(directory, INFO_FILE)):
+        if _stat_signature(list(signature)) == signature and (storage.path(directory) / INFO_FILE).exists():
             return directory
     except OSError:
         pass
@@ -88,6 +95,8 @@ def prepare(data_cfg: Any) -> str:
     hit = _memo_hit(options)
     if hit is not None:
         return hit
+    if storage.is_url(options.cache_root):
+        return _prepare_in_bucket(options)
     source = make_source(options)
     source.validate()
     key, inputs = cache_key(source)
@@ -102,6 +111,28 @@ def prepare(data_cfg: Any) -> str:
     with _MEMO_LOCK:
         _MEMO[options] = (directory, _stat_signature(source.source_files()))
     return directory
+
+
+def _prepare_in_bucket(options: DataOptions) -> str:
+    """`prepare` for a bucket cache root (module docstring); returns the bucket directory."""
+    local_options = dataclasses.replace(options, cache_dir=options.local_cache_root, path=(
+        options.path if options.name in USER_FOLDER_DATASETS else ""))
+    source = make_source(local_options)
+    source.validate()
+    key, _ = cache_key(source)
+    local_data_dir = os.path.join(local_options.cache_root, source.builder_name, key)
+    local_dir = os.fspath(base.make_builder(source, local_data_dir).data_dir)
+    remote = storage.path(options.cache_root) / os.path.relpath(local_dir, local_options.cache_root)
+    if not (remote / INFO_FILE).exists():
+        local_dir = prepare(local_options)
+        files = sorted(os.path.relpath(os.path.join(d, f), local_dir)
+                       for d, _, names in os.walk(local_dir) for f in names)
+        for name in [f for f in files if f != INFO_FILE] + [INFO_FILE]:
+            with open(os.path.join(local_dir, name), "rb") as handle:
+                storage.write_bytes(remote / name, handle.read())
+    with _MEMO_LOCK:
+        _MEMO[options] = (str(remote), _stat_signature(source.source_files()))
+    return str(remote)
 
 
 def _build(builder: base.SourceBuilder, source: base.DatasetSource, directory: str,
@@ -133,12 +164,11 @@ def _file_lock(path: str):
 
 def read_prepared_info(directory: str) -> DatasetInfo:
     """The DatasetInfo stored in a prepared directory."""
-    path = os.path.join(directory, INFO_FILE)
-    if not os.path.isfile(path):
+    path = storage.path(directory) / INFO_FILE
+    if not path.exists():
         raise FileNotFoundError(f"{path} is missing: {directory} is not a complete prepared dataset; "
                                 "call idmvae_jax.data.prepare(config.data) to build it.")
-    with open(path, encoding="utf-8") as handle:
-        return DatasetInfo.from_dict(json.load(handle))
+    return DatasetInfo.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def get_dataset_info(data_cfg: Any) -> DatasetInfo:

@@ -27,6 +27,11 @@ USER_FOLDER_DATASETS = ("tcga", "npz")
 _DEFAULT_IMAGE_SIZE = {"polymnist_quadrant_embedded": 64, "polymnist_quadrant": 64, "cub": 64}
 
 
+def _absolute(path: str) -> str:
+    """A local path made absolute; a URL (gs://...) as it is."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
     """All data-layer settings. See the module docstring of `idmvae_jax.data` for each field."""
@@ -127,15 +132,25 @@ class DataOptions:
 
     @property
     def cache_root(self) -> str:
-        """Directory that holds prepared datasets.
+        """Directory that holds prepared datasets: a local path or a bucket URL (gs://...).
 
         `path` for the datasets that are not read from a user folder (when set), else `cache_dir`,
         else ``$IDMVAE_DATA_DIR``, else ``~/.cache/idmvae_jax``.
         """
         if self.path and self.name not in USER_FOLDER_DATASETS:
-            return os.path.abspath(os.path.expanduser(self.path))
+            return _absolute(self.path)
         if self.cache_dir:
-            return os.path.abspath(os.path.expanduser(self.cache_dir))
+            return _absolute(self.cache_dir)
+        return self.local_cache_root
+
+    @property
+    def local_cache_root(self) -> str:
+        """`cache_root` when it is local; for a bucket cache, the local cache where a dataset is
+        built (and downloads kept) before it is copied to the bucket: ``$IDMVAE_DATA_DIR``, else
+        ``~/.cache/idmvae_jax``."""
+        root = self.path if self.path and self.name not in USER_FOLDER_DATASETS else self.cache_dir
+        if root and "://" not in root:
+            return _absolute(root)
         env = os.environ.get("IDMVAE_DATA_DIR", "")
         if env:
             return os.path.abspath(os.path.expanduser(env))

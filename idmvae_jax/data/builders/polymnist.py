@@ -55,7 +55,7 @@ class PolymnistSource(base.DatasetSource):
                     f"neither {os.path.join(manual, ARCHIVE_NAME)} nor {os.path.join(manual, 'MMNIST')} "
                     f"exists. {how_to_obtain(manual)}")
             return cls(found)
-        target = os.path.join(options.cache_root, "downloads", "polymnist", ARCHIVE_NAME)
+        target = os.path.join(options.local_cache_root, "downloads", "polymnist", ARCHIVE_NAME)
         return cls(sources.download(ARCHIVE_URL, target, allowed=options.allow_download,
                                     manual_hint=how_to_obtain(manual)))
 

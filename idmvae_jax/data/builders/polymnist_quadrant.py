@@ -134,7 +134,7 @@ def fetch_mnist(options) -> str:
 
     Fails fast (one attempt, short timeout) with a message naming the manual alternative.
     """
-    directory = os.path.join(options.cache_root, "downloads", "mnist")
+    directory = os.path.join(options.local_cache_root, "downloads", "mnist")
     if mnist_idx.find_idx_files(directory) is not None:
         return directory
     for name in mnist_idx.IDX_FILES.values():
