@@ -46,14 +46,50 @@ class TrainState(NamedTuple):
     bad_terms: jax.Array
 
 
+class AmsgradState(NamedTuple):
+    count: jax.Array  # int32 ()
+    mu: Any  # first moments, like the parameters
+    nu: Any  # second moments
+    nu_max: Any  # running maximum of the (uncorrected) second moments
+
+
+def torch_amsgrad(learning_rate: float, b1: float = 0.9, b2: float = 0.999,
+                  eps: float = 1e-8) -> optax.GradientTransformation:
+    """PyTorch's `Adam(amsgrad=True)`, the authors' optimiser for CUB and CelebAMask-HQ.
+
+    m_t = b1 m + (1 - b1) g,  v_t = b2 v + (1 - b2) g²,  v̂max_t = max(v̂max_{t-1}, v_t),
+    update = -lr · (m_t / (1 - b1^t)) / (sqrt(v̂max_t) / sqrt(1 - b2^t) + eps).
+    The maximum is over the raw second moments, bias-corrected afterwards with the current t;
+    `optax.amsgrad` takes the maximum of the bias-corrected moments instead, which gives other
+    updates whenever an early step's moment is the maximum (its correction was larger)."""
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return AmsgradState(jnp.zeros((), jnp.int32), zeros, zeros, zeros)
+
+    def update(grads, state, params=None):
+        del params
+        count = state.count + 1
+        t = count.astype(jnp.float32)
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
+        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+        c1, c2 = 1 - b1 ** t, jnp.sqrt(1 - b2 ** t)
+        updates = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v) / c2 + eps), mu, nu_max)
+        return updates, AmsgradState(count, mu, nu, nu_max)
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(train_config) -> optax.GradientTransformation:
-    """Adam (or AdamW) from `config.train`: learning_rate, b1, b2, eps, amsgrad, weight_decay,
-    grad_clip_norm (0 = none). Constant learning rate, as published."""
+    """Adam (or AdamW) from `config.train`: learning_rate, b1, b2, eps, amsgrad (PyTorch's
+    convention: `torch_amsgrad`), weight_decay, grad_clip_norm (0 = none). Constant learning
+    rate, as published."""
     tc = train_config
     name = tc.get("optimizer", "adam")
     if name == "adam":
         if tc.get("amsgrad", False):
-            opt = optax.amsgrad(tc.learning_rate, b1=tc.b1, b2=tc.b2, eps=tc.eps)
+            opt = torch_amsgrad(tc.learning_rate, b1=tc.b1, b2=tc.b2, eps=tc.eps)
         else:
             opt = optax.adam(tc.learning_rate, b1=tc.b1, b2=tc.b2, eps=tc.eps)
     elif name == "adamw":
