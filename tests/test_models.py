@@ -234,3 +234,46 @@ def test_a_registered_learnable_critic_gets_its_own_parameters_and_gradients(req
     assert all(np.max(np.abs(np.asarray(g))) > 0 for g in grads["critic"]["w"]["a"])  # every view's critic
     with pytest.raises(ValueError, match="register_critic"):
         make_critic("no_such_critic", 3)
+
+
+def _np_conv_same(x, kernel, bias=None):
+    """float64 'SAME' convolution (cross-correlation, zero padding) of (H, W, I) with (k, k, I, O)."""
+    k = kernel.shape[0]
+    pad = k // 2
+    xp = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
+    out = np.zeros(x.shape[:2] + (kernel.shape[-1],))
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[i, j] = np.einsum("abi,abio->o", xp[i:i + k, j:j + k], kernel)
+    return out if bias is None else out + bias
+
+
+def test_resblock_pool_and_upsample_by_value():
+    """The architecture constants by value, in float64 numpy: a ResBlock is shortcut(x) +
+    0.1 * conv3x3(lrelu_0.2(conv3x3(lrelu_0.2(x)))) with a bias-free 1x1 shortcut when the width
+    changes; the encoder's pooling is a 3x3/2 average that counts the zero padding; the decoder's
+    upsampling repeats each pixel 2x2."""
+    from idmvae_jax.models import blocks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 4, 4, 2)).astype(np.float32)
+    block = blocks.ResBlock(3)
+    params = block.init(jax.random.key(0), x)["params"]
+    params = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)  # biases too
+    got = np.asarray(block.apply({"params": params}, x))[0]
+
+    lrelu = lambda a: np.where(a > 0, a, 0.2 * a)
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    h = _np_conv_same(lrelu(x[0].astype(np.float64)), p["conv_0"]["kernel"], p["conv_0"]["bias"])
+    h = _np_conv_same(lrelu(h), p["conv_1"]["kernel"], p["conv_1"]["bias"])
+    want = x[0].astype(np.float64) @ p["shortcut"]["kernel"][0, 0] + 0.1 * h
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert p["conv_0"]["kernel"].shape == (3, 3, 2, 2)  # hidden width min(fin, fout)
+
+    image = rng.normal(size=(1, 4, 4, 1))
+    pooled = np.asarray(blocks.avg_pool_3s2(jnp.asarray(image, jnp.float32)))[0, :, :, 0]
+    padded = np.pad(image[0, :, :, 0], 1)
+    want_pool = np.array([[padded[2 * i:2 * i + 3, 2 * j:2 * j + 3].sum() / 9.0 for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(pooled, want_pool, rtol=1e-5, atol=1e-6)  # /9 even at the border
+    up = np.asarray(blocks.upsample_nearest_2x(jnp.asarray(image, jnp.float32)))[0, :, :, 0]
+    np.testing.assert_array_equal(up, np.kron(image[0, :, :, 0], np.ones((2, 2))).astype(np.float32))
