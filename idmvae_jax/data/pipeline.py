@@ -21,7 +21,6 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterator, Sequence
 
-import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -66,6 +65,8 @@ class BatchIterator(Iterator[Batch]):
     def __init__(self, reader: SplitReader, *, global_batch_size: int, seed: int, shuffle: bool,
                  drop_remainder: bool, process_index: int, process_count: int,
                  num_epochs: int | None, prefetch: int, decode_threads: int = 1):
+        import grain  # here, not at the top: it imports jax, which load_split does not need
+
         n, size, p, count = reader.num_examples, global_batch_size, process_index, process_count
         if size < 1 or size % count:
             raise ValueError(f"batch_size={size} must be a positive multiple of the process count "
