@@ -16,6 +16,7 @@ setup(
         "orbax-checkpoint>=0.11.0",
         "tensorflow-datasets>=4.9.7",
         "array_record>=0.5.1",
+        "grain>=0.2.15",
         "chex>=0.1.88",
         "ml-collections>=1.0.0",
         "absl-py>=2.1.0",

@@ -58,24 +58,26 @@ def test_batch_layout(npz_cfg):
     np.testing.assert_array_equal(batch["y_shared"], batch["index"] % 3)
 
 
-def test_two_processes_are_disjoint_and_cover_the_split(npz_cfg):
-    seen = []
-    for p in range(2):
-        it = data.make_iterator(npz_cfg, "train", 8, seed=5, process_index=p, process_count=2,
-                                drop_remainder=False, num_epochs=1)
-        batches = list(it)
-        assert all(b["index"].shape[0] <= 4 for b in batches)
-        seen.append(np.concatenate([b["index"] for b in batches]))
-    assert set(seen[0]).isdisjoint(seen[1])
+def _epoch(cfg, batch_size, process_index, process_count, **kw):
+    return list(data.make_iterator(cfg, "train", batch_size, seed=5, process_index=process_index,
+                                   process_count=process_count, num_epochs=1, **kw))
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_process_slices_are_disjoint_cover_the_split_and_keep_the_global_order(npz_cfg, count):
+    local = [_epoch(npz_cfg, 8, p, count, drop_remainder=False) for p in range(count)]
+    seen = [np.concatenate([b["index"] for b in batches]) for batches in local]
+    assert all(b["index"].shape[0] <= 8 // count for batches in local for b in batches)
+    for p in range(count):
+        for q in range(p):
+            assert set(seen[p]).isdisjoint(seen[q])
     assert np.sort(np.concatenate(seen)).tolist() == list(range(NUM_TRAIN))
-    # Per global batch, the two slices are the single-process batch split in halves.
-    single = list(data.make_iterator(npz_cfg, "train", 8, seed=5, process_index=0,
-                                     process_count=1, drop_remainder=False, num_epochs=1))
-    local = [data.make_iterator(npz_cfg, "train", 8, seed=5, process_index=p, process_count=2,
-                                num_epochs=1) for p in range(2)]
-    for batch in single[:12]:
-        halves = [next(it)["index"] for it in local]
-        np.testing.assert_array_equal(np.concatenate(halves), batch["index"])
+    # Per global batch (the short last one too), the slices are the single-process batch in order.
+    single = _epoch(npz_cfg, 8, 0, 1, drop_remainder=False)
+    assert [len(batches) for batches in local] == [len(single)] * count == [13] * count
+    for k, batch in enumerate(single):
+        np.testing.assert_array_equal(
+            np.concatenate([local[p][k]["index"] for p in range(count)]), batch["index"])
 
 
 def test_order_is_a_function_of_seed_and_epoch(npz_cfg):
@@ -93,14 +95,15 @@ def test_order_is_a_function_of_seed_and_epoch(npz_cfg):
     assert len(set(first)) == 100  # drop_remainder: 10 full batches, no repeats
 
 
-@pytest.mark.parametrize("prefetch", [0, 3])
-def test_resume_yields_the_same_batches(npz_cfg, prefetch):
-    cfg = dict(npz_cfg, prefetch=prefetch)
+@pytest.mark.parametrize("prefetch,decode_threads", [(0, 1), (3, 1), (3, 2)])
+def test_resume_yields_the_same_batches(npz_cfg, prefetch, decode_threads):
+    cfg = dict(npz_cfg, prefetch=prefetch, decode_threads=decode_threads)
     original = data.make_iterator(cfg, "train", 16, seed=3, process_index=0, process_count=1)
     _take(original, 9)  # crosses an epoch boundary (6 batches per epoch)
     state = original.get_state()
+    assert (state["epoch"], state["batch"]) == (1, 3)
     state = json.loads(json.dumps(state))  # a checkpoint stores it as JSON
-    expected = _take(original, 8)
+    expected = _take(original, 8)  # crosses the next epoch boundary
     restored = data.make_iterator(cfg, "train", 16, seed=3, process_index=0, process_count=1)
     next(restored)  # prefetching has started from elsewhere
     restored.set_state(state)
@@ -110,14 +113,40 @@ def test_resume_yields_the_same_batches(npz_cfg, prefetch):
     restored.close()
 
 
+def test_state_is_independent_of_the_process_count(npz_cfg):
+    single = data.make_iterator(npz_cfg, "train", 16, seed=3, process_index=0, process_count=1)
+    _take(single, 4)
+    state = json.loads(json.dumps(single.get_state()))
+    expected = _take(single, 4)
+    halves = [data.make_iterator(npz_cfg, "train", 16, seed=3, process_index=p, process_count=2)
+              for p in range(2)]
+    for it in halves:
+        it.set_state(state)
+        assert it.get_state() == state
+    for want in expected:
+        np.testing.assert_array_equal(np.concatenate([next(it)["index"] for it in halves]),
+                                      want["index"])
+    for it in halves + [single]:
+        it.close()
+
+
 def test_state_from_other_settings_is_rejected(npz_cfg):
     it = data.make_iterator(npz_cfg, "train", 16, seed=3, process_index=0, process_count=1)
     state = it.get_state()
-    other = data.make_iterator(npz_cfg, "train", 16, seed=4, process_index=0, process_count=1)
-    with pytest.raises(ValueError, match="seed"):
-        other.set_state(state)
     it.close()
-    other.close()
+    for field, kwargs in (("seed", dict(batch_size=16, seed=4)),
+                          ("global_batch_size", dict(batch_size=8, seed=3)),
+                          ("shuffle", dict(batch_size=16, seed=3, shuffle=False))):
+        other = data.make_iterator(npz_cfg, "train", process_index=0, process_count=1, **kwargs)
+        with pytest.raises(ValueError, match=field):
+            other.set_state(state)
+        other.close()
+    with pytest.raises(ValueError, match="num_examples"):  # another split
+        data.make_iterator(npz_cfg, "test", 16, seed=3, process_index=0,
+                           process_count=1).set_state(state)
+    with pytest.raises(ValueError, match="invalid"):
+        data.make_iterator(npz_cfg, "train", 16, seed=3, process_index=0,
+                           process_count=1).set_state(dict(state, batch=6))
 
 
 def test_num_epochs_and_remainder(npz_cfg):
@@ -125,6 +154,9 @@ def test_num_epochs_and_remainder(npz_cfg):
                                       drop_remainder=False, process_index=0, process_count=1,
                                       num_epochs=1))
     assert [b["index"].shape[0] for b in batches] == [8, 8, 4]
+    it = data.make_iterator(npz_cfg, "test", 8, seed=0, process_index=0, process_count=1,
+                            num_epochs=2)
+    assert len(list(it)) == 4 and it.get_state()["epoch"] == 2  # drop_remainder: 2 per epoch
     np.testing.assert_array_equal(np.concatenate([b["index"] for b in batches]), np.arange(20))
     with pytest.raises(ValueError, match="fewer than batch_size"):
         data.make_iterator(npz_cfg, "test", 64, seed=0, process_index=0, process_count=1)

@@ -1,4 +1,4 @@
-"""The data layer: datasets prepared once with TFDS (ArrayRecord) and read as numpy batches.
+"""The data layer: datasets prepared once with TFDS (ArrayRecord), read as numpy batches by grain.
 
 Public API::
 
@@ -51,8 +51,10 @@ Fields of ``config.data`` (all optional except `name`; missing ones take these d
                          codes (such arrays are otherwise an error: images or latents?) ("").
   allow_download   bool  permit one-time downloads of public sources (True); any failure is
                          reported at once with the manual alternative, never retried.
-  prefetch         int   batches prepared ahead by a background thread (4; 0 = no thread).
-  decode_threads   int   threads decoding each batch (1).
+  prefetch         int   batches read ahead in the background (grain's ReadOptions
+                         prefetch_buffer_size; 4; 0 = read in the caller's thread).
+  decode_threads   int   threads reading those batches, a whole batch each (ReadOptions
+                         num_threads, at most `prefetch`; 1).
 
 Prepared data is cached under a key over the source path, a fingerprint of the source files and
 the settings above that change the data; raw inputs are validated before the lookup, so a second
