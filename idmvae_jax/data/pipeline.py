@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 from idmvae_jax.data import cache as cache_lib
 from idmvae_jax.data.info import DatasetInfo
 from idmvae_jax.data.options import DataOptions
+from idmvae_jax.errors import DataError
 
 Batch = dict[str, Any]
 
@@ -36,11 +37,11 @@ class SplitReader:
 
     def __init__(self, directory: str, split: str, info: DatasetInfo):
         if split not in info.splits:
-            raise ValueError(f"{info.name} has no split {split!r}; available: {sorted(info.splits)}")
+            raise DataError(f"{info.name} has no split {split!r}; available: {sorted(info.splits)}")
         self._source = tfds.builder_from_directory(directory).as_data_source(split=split)
         self.info, self.split, self.num_examples = info, split, len(self._source)
         if self.num_examples != info.splits[split]:
-            raise ValueError(f"{directory}: split {split} holds {self.num_examples} examples but its "
+            raise DataError(f"{directory}: split {split} holds {self.num_examples} examples but its "
                              f"info says {info.splits[split]}; delete the directory to rebuild it.")
 
     def read(self, indices: Sequence[int]) -> Batch:
@@ -69,13 +70,13 @@ class BatchIterator(Iterator[Batch]):
 
         n, size, p, count = reader.num_examples, global_batch_size, process_index, process_count
         if size < 1 or size % count:
-            raise ValueError(f"batch_size={size} must be a positive multiple of the process count "
+            raise DataError(f"batch_size={size} must be a positive multiple of the process count "
                              f"{count}")
         if not 0 <= p < count:
             raise ValueError(f"process_index={p} not in [0, {count})")
         self.batches_per_epoch = per = n // size if drop_remainder else -(-n // size)
         if per == 0:
-            raise ValueError(f"split {reader.split} has {n} examples, fewer than batch_size={size}; "
+            raise DataError(f"split {reader.split} has {n} examples, fewer than batch_size={size}; "
                              "lower the batch size or use drop_remainder=False")
         self._settings = {"seed": int(seed), "global_batch_size": size, "num_examples": n,
                           "shuffle": int(shuffle), "drop_remainder": int(drop_remainder),
@@ -108,7 +109,7 @@ class BatchIterator(Iterator[Batch]):
         """Moves to `state` (from `get_state`); ValueError naming the field for other settings."""
         for key, value in self._settings.items():
             if key in state and state[key] != value:
-                raise ValueError(f"iterator state has {key}={state[key]!r} but this iterator has "
+                raise DataError(f"iterator state has {key}={state[key]!r} but this iterator has "
                                  f"{value!r}; restore with the settings of the saved run")
         epoch, batch = int(state["epoch"]), int(state["batch"])
         if epoch < 0 or not 0 <= batch < self.batches_per_epoch:
