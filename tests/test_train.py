@@ -34,7 +34,8 @@ def tiny_config(data_dir, num_steps, sample_every=0):
     return c
 
 
-pytestmark = pytest.mark.usefixtures("fast_compile_module")
+# One worker runs this file (`--dist loadgroup`), so the module's `runs` are trained once.
+pytestmark = [pytest.mark.usefixtures("fast_compile_module"), pytest.mark.xdist_group("train")]
 
 
 @pytest.fixture(scope="module")
