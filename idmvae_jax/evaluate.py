@@ -40,6 +40,7 @@ def parse_flags(argv: Sequence[str]):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The CLI: evaluates, writes the metrics and the report, prints the report's path last."""
     config, workdir, fv = parse_flags(sys.argv if argv is None else argv)
+    run_flags.quiet_known_noise()
     run_flags.initialize_distributed_from_flags(fv)
     runtime.log(f"jax {jax.__version__}, {jax.device_count()} device(s) ({jax.devices()[0].platform}), "
                 f"{jax.process_count()} process(es)")

@@ -53,6 +53,28 @@ def define_run_flags(flag_values: Optional[flags.FlagValues] = None, *,
     return fv
 
 
+# Log lines of other libraries that say nothing wrong on a machine doing what it should: JAX
+# probing for a TPU on a CPU/GPU host, TFDS preferring OpenCV to PIL for decoding, Orbax's
+# per-save INFO lines. Warnings and errors of every other kind stay.
+KNOWN_NOISE = ("Unable to initialize backend 'tpu'", "OpenCV is not installed")
+
+
+def quiet_known_noise() -> None:
+    """Drops KNOWN_NOISE and Orbax's INFO lines from what absl logs (the CLIs call it)."""
+    from absl import logging
+
+    def keep(record) -> bool:
+        message = record.getMessage()
+        if any(noise in message for noise in KNOWN_NOISE):
+            return False
+        return record.levelno >= logging.converter.STANDARD_WARNING or "orbax" not in record.pathname
+
+    import logging as std_logging
+
+    logging.get_absl_handler().addFilter(keep)  # what absl's handler prints (after app.run)
+    std_logging.getLogger("absl").addFilter(keep)  # absl.logging calls printed by another handler
+
+
 def flag_error_line(error: BaseException) -> str:
     """One line from a flag-parsing error: the flag and the cause, without the traceback that
     ml_collections embeds in the message of a config file that fails to load."""

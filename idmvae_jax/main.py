@@ -24,17 +24,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
 
-def _quiet_orbax() -> None:
-    """Orbax logs every save step at INFO through absl; keep its warnings only."""
-    handler = logging.get_absl_handler()
-    handler.addFilter(lambda record: record.levelno >= logging.converter.STANDARD_WARNING
-                      or "orbax" not in record.pathname)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    _quiet_orbax()
+    run_flags.quiet_known_noise()
     run_flags.initialize_distributed_from_flags(FLAGS)
 
     import jax

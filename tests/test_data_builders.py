@@ -171,6 +171,18 @@ def write_npz_folder(folder, num_train=30, seed=0, **overrides):
     return folder
 
 
+def test_a_build_says_one_line_and_draws_no_progress_bars(tmp_path, capfd):
+    """TFDS's "Downloading and preparing dataset Unknown size" (for offline data) and its progress
+    bars (escape codes in log files) are replaced by one line of ours."""
+    folder = write_npz_folder(str(tmp_path / "user"))
+    data.prepare(dict(name="npz", path=folder, cache_dir=str(tmp_path / "cache")))
+    out, err = capfd.readouterr()
+    assert "Downloading and preparing" not in out + err and "\x1b[" not in out + err
+    assert [line for line in err.splitlines() if line.startswith("idmvae_jax: preparing")] == [
+        f"idmvae_jax: preparing multimodal_npz once in {data.prepare(dict(name='npz', path=folder, cache_dir=str(tmp_path / 'cache')))} "
+        "(offline; later runs reuse it)"]
+
+
 def test_multimodal_npz_infers_views_and_classes(tmp_path):
     folder = write_npz_folder(str(tmp_path / "user"))
     cfg = dict(name="npz", path=folder, cache_dir=str(tmp_path / "cache"))

@@ -16,6 +16,7 @@ import jax
 from test_evaluate import REQUIRED, check_metrics
 
 from idmvae_jax import storage
+from idmvae_jax.flags import KNOWN_NOISE
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,6 +128,9 @@ def test_runnable_doc_commands_run(tmp_path, gcs_emulator):
         cmd = adapt(command, str(tmp_path), bucket)
         out = subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, f"{doc}: `{cmd}` failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        if cmd.startswith(("python -m idmvae_jax.main", "python -m idmvae_jax.evaluate")):  # a quiet screen
+            noise = [n for n in KNOWN_NOISE + ("Downloading and preparing", "\x1b[") if n in out.stdout + out.stderr]
+            assert not noise, (cmd, noise)
         if cmd.startswith("launch/local.sh"):  # the README's run again: resumed, already finished
             assert "nothing to do" in out.stderr + out.stdout, out.stderr[-3000:]
         if cmd.startswith("python -m idmvae_jax.evaluate"):  # the README: its last line is the report

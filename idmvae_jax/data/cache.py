@@ -22,9 +22,11 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
+import sys
 import threading
 from typing import Any
 
@@ -139,7 +141,15 @@ def _build(builder: base.SourceBuilder, source: base.DatasetSource, directory: s
            inputs: dict[str, Any]) -> None:
     if os.path.exists(directory):  # an interrupted build: TFDS finished but our marker is missing
         shutil.rmtree(directory)
-    builder.download_and_prepare()
+    import tensorflow_datasets as tfds
+
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." for data that is never
+    # downloaded, and draws progress bars (escape codes in log files): one line of ours instead.
+    print(f"idmvae_jax: preparing {source.builder_name} once in {directory} (offline; later runs reuse it)",
+          file=sys.stderr, flush=True)
+    tfds.disable_progress_bar()
+    with contextlib.redirect_stdout(io.StringIO()):
+        builder.download_and_prepare()
     builder.write_extras()
     _write_atomic(os.path.join(directory, SOURCE_FILE), json.dumps(inputs, indent=2, sort_keys=True))
     _write_atomic(os.path.join(directory, INFO_FILE), source.dataset_info().to_json())
