@@ -176,6 +176,7 @@ def test_remat_keeps_parameters_and_gradients(mixed_model, vmap_views, fast_comp
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[0][1], grads[1][1])
 
 
+@pytest.mark.slow  # a memory property, as the benchmarks measure it; CI: test_remat_keeps_parameters_and_gradients
 def test_remat_lowers_the_compiled_peak_memory():
     """XLA:CPU drops jax.checkpoint's barriers (docs/benchmarks.md); the ResBlock remat must still
     shrink the temporaries of a train-step gradient."""
