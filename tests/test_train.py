@@ -3,7 +3,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 
 import jax
@@ -12,6 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import gcs_emulator as gcs_emulator_lib
 from idmvae_jax import build, data, storage
 
 from idmvae_jax.training import checkpointing, loop, parallel, preemption, writers
@@ -175,7 +175,7 @@ def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_pat
     the bucket. It ends where run A (1 process x 8 devices, local, uninterrupted) ends. (One device
     per process keeps the two compilations short; 2 x 4 devices: tests/test_multihost.py.)"""
     workdir = f"gs://{gcs_emulator.bucket}/{tmp_path.name}/two_processes"
-    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(_free_port()),
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", PORT=str(gcs_emulator_lib.free_port()),
                JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".jax_cache"),  # the resume reuses the step
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
     env.pop("XLA_FLAGS", None)  # the launcher sets the devices per process
@@ -195,9 +195,3 @@ def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_pat
     assert step == 4
     for got, want in zip(jax.tree.leaves(host(params)), jax.tree.leaves(host(runs["state_a"].params))):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -151,15 +151,8 @@ def _build(builder: base.SourceBuilder, source: base.DatasetSource, directory: s
     with contextlib.redirect_stdout(io.StringIO()):
         builder.download_and_prepare()
     builder.write_extras()
-    _write_atomic(os.path.join(directory, SOURCE_FILE), json.dumps(inputs, indent=2, sort_keys=True))
-    _write_atomic(os.path.join(directory, INFO_FILE), source.dataset_info().to_json())
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    storage.write_text(os.path.join(directory, SOURCE_FILE), json.dumps(inputs, indent=2, sort_keys=True))
+    storage.write_text(os.path.join(directory, INFO_FILE), source.dataset_info().to_json())
 
 
 @contextlib.contextmanager
