@@ -129,8 +129,11 @@ def base_config() -> ml_collections.ConfigDict:
         classifier_private_steps=0,  # Adam steps of the private-label classifiers (0 = classifier_steps)
         # architecture of the per-view classifiers (evaluation.classifiers.ClassifierConfig)
         classifier_conv_features=(32, 64, 64), classifier_convs_per_level=1, classifier_hidden=128,
-        classifier_mlp_hidden=(256, 128), classifier_max_shift=1,
+        classifier_mlp_hidden=(256, 128), classifier_max_shift=1, classifier_share_views=False,
         priors=("gaussian", "diffusion"),
+        probe_curve=True,  # the z/w probes at every kept checkpoint (evaluation.probe_curve)
+        baseline_results="",  # a results file (tools.results) whose curves the report draws beside this run's
+        report_note="",  # Markdown that opens the report: what this size can and cannot show
     ))
     return c
 

@@ -276,6 +276,10 @@ def test_classifier_budget_realises_the_steps():
     assert lc.classifier_budget(e, 320) == (320, 3, 32)
     assert lc.classifier_budget(e, 8) == (8, 30, 8)  # one step per epoch
     assert lc.classifier_budget(e, 10_000, steps=3) == (96, 1, 32)
+    # one network pooling 3 views: each tuple gives 3 examples, so a third of the tuples
+    assert lc.classifier_budget(e, 10_000, pooled_views=3) == (320, 1, 32)
+    assert lc.classifier_budget(e, 100, pooled_views=3) == (100, 3, 32)  # 300 examples, 9 steps each
+    assert lc.classifier_budget(e, 8, pooled_views=3) == (8, 30, 24)
 
 
 def test_classifier_architecture_comes_from_the_eval_config():

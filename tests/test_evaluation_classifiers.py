@@ -155,3 +155,28 @@ def test_convs_per_level_adds_stride_1_convolutions(task):
     assert ClassifierConfig().convs_per_level == 1
     assert ClassifierConfig.from_dict({"conv_features": [8], "hidden": 4, "mlp_hidden": [4],
                                        "max_shift": 0}).convs_per_level == 1
+
+
+def test_one_network_shared_by_the_views_serves_each_view_with_its_own_accuracy(task):
+    """share_views: the image views (two styles of one task) are served by one network trained on
+    their pooled examples; each view is scored on its own test set."""
+    rng = np.random.default_rng(1)
+    (x_tr, _), y_tr, (x_te, _), y_te = task
+    inverted_tr, inverted_te = 255 - x_tr, 255 - x_te  # a second view: the same task, other colours
+    assert classifier_training.view_groups([x_tr, inverted_tr, rng.normal(size=(640, 3))], True) == [[0, 1], [2]]
+    assert classifier_training.view_groups([x_tr, inverted_tr], False) == [[0], [1]]
+    shared_cfg = ClassifierConfig(**{**SMALL.to_dict(), "conv_features": (8, 16), "share_views": True})
+    lines = []
+    result = train_view_classifiers([x_tr, inverted_tr], y_tr, 4, [x_te, inverted_te], y_te, seed=0,
+                                    **{**TRAIN_KW, "config": shared_cfg, "epochs": 3},
+                                    label_name="quadrant", log=lines.append)
+    for a, b in zip(*(np.asarray(v) for v in (result.variables[0]["params"]["head"]["kernel"],
+                                                result.variables[1]["params"]["head"]["kernel"]))):
+        np.testing.assert_array_equal(a, b)  # one network
+    for m, x in enumerate([x_te, inverted_te]):
+        assert result.test_accuracy[m] == pytest.approx(float(np.mean(result.predict(m, x) == y_te)))
+        assert result.test_accuracy[m] > 0.9
+    # 3 passes over the 2 x 640 pooled examples in batches of 32: the log names the label and views
+    epoch_lines = [line for line in lines if "epoch" in line]
+    assert len(epoch_lines) == 3 and all(line.startswith("quadrant classifier (views 0,1)") for line in epoch_lines)
+    assert all("ETA" in line for line in epoch_lines)

@@ -9,7 +9,8 @@ dataset never reuses a cache.
 import hashlib
 import json
 import logging
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import numpy as np
 import optax
 
 from idmvae_jax import storage
+from idmvae_jax.training.writers import _format_duration as format_duration
 from idmvae_jax.evaluation.arrays import view_labels
 from idmvae_jax.evaluation.classifiers import (FORMAT_VERSION, ClassifierConfig, ViewClassifiers,
                                                as_model_input, make_apply_fn, make_model, view_kind)
@@ -80,14 +82,33 @@ def _make_train_step(apply_fn, tx, kind: str = "vector", max_shift: int = 0):
     return jax.jit(step, donate_argnums=(0, 1))
 
 
+def view_groups(views: Sequence[np.ndarray], share_views: bool) -> List[List[int]]:
+    """The views each trained network serves: one group per view, or (share_views) one group per
+    (kind, example shape, dtype), in view order."""
+    if not share_views:
+        return [[m] for m in range(len(views))]
+    groups: Dict[Tuple, List[int]] = {}
+    for m, x in enumerate(views):
+        x = np.asarray(x)
+        groups.setdefault((view_kind(x.shape[1:]), x.shape[1:], x.dtype.str), []).append(m)
+    return list(groups.values())
+
+
+def _views_text(group: Sequence[int]) -> str:
+    return f"view {group[0]}" if len(group) == 1 else "views " + ",".join(str(m) for m in group)
+
+
 def train_view_classifiers(views_train: Sequence[np.ndarray], labels_train: np.ndarray,
                            num_classes: int, views_test: Sequence[np.ndarray],
                            labels_test: np.ndarray, *, seed: int = 0, epochs: int = 8,
                            batch_size: int = 128, learning_rate: float = 3e-3,
                            config: ClassifierConfig = ClassifierConfig(),
-                           fingerprint: Optional[str] = None,
+                           fingerprint: Optional[str] = None, label_name: str = "label",
                            log: Optional[Callable[[str], None]] = None) -> ViewClassifiers:
-    """Trains one classifier per view for one label and records its test accuracy.
+    """Trains the classifiers of one label for every view and records each view's test accuracy.
+
+    One network per view, or with `config.share_views` one network per group of views of the same
+    kind and shape, trained on the group's pooled examples (`view_groups`).
 
     Args:
       views_train: M arrays (N, ...) — images (N, H, W, C)/(N, H, W) uint8 or float in [0, 1],
@@ -96,12 +117,14 @@ def train_view_classifiers(views_train: Sequence[np.ndarray], labels_train: np.n
       num_classes: K.
       views_test, labels_test: the same for the test split (accuracy only).
       seed: all randomness (init, minibatch order) derives from `jax.random.key(seed)`.
-      epochs, batch_size, learning_rate: Adam training budget, the learning rate decaying to 0
-        on a cosine (batches are drawn without replacement each epoch; the remainder of an
-        epoch is skipped).
+      epochs, batch_size, learning_rate: Adam training budget per network (an epoch is one pass
+        over the network's training examples: N, or N x the group's views when shared), the
+        learning rate decaying to 0 on a cosine (batches are drawn without replacement each
+        epoch; the remainder of an epoch is skipped).
       config: architecture.
       fingerprint: stored with the result (computed by `load_or_train`).
-      log: optional callable for progress lines.
+      label_name: what the label is, for the log lines (e.g. 'digit').
+      log: optional callable for progress lines (loss and ETA per epoch).
     Returns:
       ViewClassifiers with per-view parameters and test accuracies.
     """
@@ -109,29 +132,35 @@ def train_view_classifiers(views_train: Sequence[np.ndarray], labels_train: np.n
     if len(views_test) != num_views:
         raise ValueError("views_train and views_test must have the same number of views")
     base_key = jax.random.key(seed)
-    variables, kinds, shapes, accs = [], [], [], []
+    variables: List[Any] = [None] * num_views
+    kinds = [view_kind(np.asarray(x).shape[1:]) for x in views_train]
+    shapes = [tuple(np.asarray(x).shape[1:]) for x in views_train]
     train_steps: Dict[Tuple, Any] = {}
     permutation = jax.jit(jax.random.permutation, static_argnums=1)
+    groups = view_groups(views_train, config.share_views)
+    total_epochs, epochs_done, t_start = epochs * len(groups), 0, time.perf_counter()
     for m in range(num_views):
-        x_tr, x_te = np.asarray(views_train[m]), np.asarray(views_test[m])
-        y_tr = view_labels(labels_train, m, num_views).astype(np.int32)
-        y_te = view_labels(labels_test, m, num_views).astype(np.int32)
-        if x_tr.shape[0] != y_tr.shape[0]:
-            raise ValueError(f"view {m}: {x_tr.shape[0]} training inputs, {y_tr.shape[0]} labels")
+        y_tr = view_labels(labels_train, m, num_views)
+        if np.asarray(views_train[m]).shape[0] != y_tr.shape[0]:
+            raise ValueError(f"view {m}: {np.asarray(views_train[m]).shape[0]} training inputs, "
+                             f"{y_tr.shape[0]} labels")
         if y_tr.min() < 0 or y_tr.max() >= num_classes:
             raise ValueError(f"view {m}: labels outside [0, {num_classes})")
-        kind = view_kind(x_tr.shape[1:])
+    for group in groups:
+        x_tr = np.concatenate([np.asarray(views_train[m]) for m in group])
+        y_tr = np.concatenate([view_labels(labels_train, m, num_views) for m in group]).astype(np.int32)
+        kind = kinds[group[0]]
         apply_fn = make_apply_fn(kind, num_classes, config)
         bs = min(batch_size, x_tr.shape[0])
         steps = x_tr.shape[0] // bs
         # Adam with a cosine decay of the learning rate to 0 over the whole run.
         tx = optax.adam(optax.cosine_decay_schedule(learning_rate, max(1, epochs * steps)))
         cache_key = (kind, x_tr.shape, x_tr.dtype.str, bs)
-        if cache_key not in train_steps:  # views of one shape share one compiled step
+        if cache_key not in train_steps:  # networks of one data shape share one compiled step
             train_steps[cache_key] = _make_train_step(apply_fn, tx, kind, config.max_shift)
         train_step = train_steps[cache_key]
 
-        init_key, order_key = jax.random.split(jax.random.fold_in(base_key, m))
+        init_key, order_key = jax.random.split(jax.random.fold_in(base_key, group[0]))
         model = make_model(kind, num_classes, config)
         example = jnp.zeros((1,) + as_model_input(x_tr[:1], kind).shape[1:], jnp.float32)
         params = jax.jit(model.init)(init_key, example)["params"]
@@ -148,21 +177,25 @@ def train_view_classifiers(views_train: Sequence[np.ndarray], labels_train: np.n
                 v, opt_state, loss = train_step(v, opt_state, x_dev, y_dev, order[i], aug_key,
                                                 np.int32(i))
                 losses.append(loss)
+            loss = float(jnp.mean(jnp.stack(losses)))
+            epochs_done += 1
             if log is not None:
-                log(f"classifier view {m} epoch {epoch + 1}/{epochs}: "
-                    f"loss {float(jnp.mean(jnp.stack(losses))):.4f}")
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / epochs_done * (total_epochs - epochs_done)
+                log(f"{label_name} classifier ({_views_text(group)}): epoch {epoch + 1}/{epochs}, "
+                    f"loss {loss:.4f} | ETA {format_duration(eta)}")
         v = jax.tree.map(np.asarray, v)
-        variables.append(v)
-        kinds.append(kind)
-        shapes.append(tuple(x_tr.shape[1:]))
-        accs.append(float("nan"))
-    result = ViewClassifiers(variables, num_classes, kinds, shapes, accs, config,
-                             fingerprint or "")
+        for m in group:
+            variables[m] = v
+    result = ViewClassifiers(variables, num_classes, kinds, shapes, [float("nan")] * num_views,
+                             config, fingerprint or "")
     for m in range(num_views):
         result.test_accuracy[m] = result.accuracy(
             m, views_test[m], view_labels(labels_test, m, num_views))
-        if log is not None:
-            log(f"classifier view {m}: test accuracy {result.test_accuracy[m]:.4f}")
+    if log is not None:
+        log(f"{label_name} classifier test accuracy: "
+            + ", ".join(f"view {m} {a:.4f}" for m, a in enumerate(result.test_accuracy))
+            + f" ({time.perf_counter() - t_start:.0f} s)")
     return result
 
 
@@ -170,7 +203,7 @@ def load_or_train(cache_dir: str, views_train: Sequence[np.ndarray], labels_trai
                   num_classes: int, views_test: Sequence[np.ndarray], labels_test: np.ndarray,
                   *, name: str = "classifiers", seed: int = 0, epochs: int = 8,
                   batch_size: int = 128, learning_rate: float = 3e-3,
-                  config: ClassifierConfig = ClassifierConfig(),
+                  config: ClassifierConfig = ClassifierConfig(), label_name: str = "label",
                   log: Optional[Callable[[str], None]] = None) -> ViewClassifiers:
     """Returns the cached classifiers for exactly this data and these settings, else trains them.
 
@@ -188,13 +221,16 @@ def load_or_train(cache_dir: str, views_train: Sequence[np.ndarray], labels_trai
         try:
             result = ViewClassifiers.load(path, expected_fingerprint=fp)
             if log is not None:
-                log(f"loaded cached classifiers {path}.npz")
+                log(f"{label_name} classifiers: loaded from the cache {path}.npz")
             return result
         except (ValueError, KeyError, OSError) as e:  # a stale or damaged cache: retrain
             logging.warning("ignoring classifier cache %s: %s", path, e)
+    if log is not None:
+        log(f"{label_name} classifiers: training them once for this dataset (cached in {path}.npz "
+            "for every later evaluation)")
     result = train_view_classifiers(views_train, labels_train, num_classes, views_test,
                                     labels_test, seed=seed, epochs=epochs,
                                     batch_size=batch_size, learning_rate=learning_rate,
-                                    config=config, fingerprint=fp, log=log)
+                                    config=config, fingerprint=fp, label_name=label_name, log=log)
     result.save(path)
     return result

@@ -38,6 +38,9 @@ class ClassifierConfig:
     max_shift: training-time augmentation of image views: each example is translated by a
       random integer offset in [-max_shift, max_shift] along both axes (edge padding).
       0 disables it; keep it well below the size of the label-relevant structures.
+    share_views: train one network on the pooled examples of all views of the same kind and
+      shape (each view still gets its own test accuracy) instead of one network per view: one
+      training run instead of M, and a network that has seen every view's style.
     """
 
     conv_features: Tuple[int, ...] = (32, 64, 64)
@@ -45,6 +48,7 @@ class ClassifierConfig:
     hidden: int = 128
     mlp_hidden: Tuple[int, ...] = (256, 128)
     max_shift: int = 1
+    share_views: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v

@@ -85,19 +85,23 @@ def classifier_cache_dir(config, workdir):
         return storage.path(workdir) / "eval" / "classifiers"
 
 
-def classifier_budget(eval_cfg, num_train: int, steps: Optional[int] = None) -> Tuple[int, int, int]:
-    """(training examples, epochs, batch size) realising `steps` (default eval.classifier_steps)
-    Adam steps."""
+def classifier_budget(eval_cfg, num_train: int, steps: Optional[int] = None,
+                      pooled_views: int = 1) -> Tuple[int, int, int]:
+    """(training tuples, epochs, batch size) realising `steps` (default eval.classifier_steps)
+    Adam steps of one network that pools `pooled_views` views (each tuple gives it that many
+    examples; an epoch is one pass over all of them)."""
     bs = int(eval_cfg.classifier_batch_size)
     steps = max(1, int(eval_cfg.classifier_steps if steps is None else steps))
-    n = max(1, min(num_train, CLASSIFIER_MAX_TRAIN, steps * bs))
-    bs = min(bs, n)
-    epochs = max(1, int(round(steps * bs / n)))
+    pool = max(1, int(pooled_views))
+    n = max(1, min(num_train, CLASSIFIER_MAX_TRAIN, -(-steps * bs // pool)))
+    bs = min(bs, n * pool)
+    epochs = max(1, int(round(steps * bs / (n * pool))))
     return n, epochs, bs
 
 
 def classifier_train_size(eval_cfg, num_train: int) -> int:
-    """How many training tuples (the first ones of the split) the label classifiers read."""
+    """How many training tuples (the first ones of the split) the label classifiers read (at most:
+    a network pooling several views reads fewer)."""
     return max(classifier_budget(eval_cfg, num_train, steps)[0]
                for steps in (None, private_classifier_steps(eval_cfg)))
 
@@ -113,6 +117,13 @@ def classifier_config(eval_cfg):
     return ClassifierConfig.from_dict({f.name: eval_cfg[f"classifier_{f.name}"] for f in fields})
 
 
+def _pooled_views(eval_cfg, views) -> int:
+    """How many views one network pools: the largest group of `views` it serves (1 per view
+    unless eval.classifier_share_views)."""
+    groups = classifier_training.view_groups(views, bool(eval_cfg.get("classifier_share_views", False)))
+    return max(len(g) for g in groups)
+
+
 def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: str,
                               log: Callable[[str], None] = runtime.log,
                               batch_size: Optional[int] = None) -> Classifiers:
@@ -120,17 +131,21 @@ def train_or_load_classifiers(config, info, train: dict, test: dict, cache_dir: 
     e = config.eval
     common = dict(seed=CLASSIFIER_SEED, learning_rate=float(e.classifier_learning_rate),
                   config=classifier_config(e), log=log)
-    n, epochs, bs = classifier_budget(e, len(train["y_shared"]))
+    num_train = len(train["y_shared"])
+    n, epochs, bs = classifier_budget(e, num_train, pooled_views=_pooled_views(e, train["x"]))
     shared = classifier_training.load_or_train(
         cache_dir, [x[:n] for x in train["x"]], train["y_shared"][:n], info.num_shared_classes,
-        test["x"], test["y_shared"], name=f"{info.name}-shared", epochs=epochs, batch_size=bs, **common)
+        test["x"], test["y_shared"], name=f"{info.name}-shared", epochs=epochs, batch_size=bs,
+        label_name=info.shared_label_name or "shared-label", **common)
     private, pviews = None, private_views(info, train)
     if pviews:
-        n, epochs, bs = classifier_budget(e, len(train["y_shared"]), private_classifier_steps(e))
+        n, epochs, bs = classifier_budget(e, num_train, private_classifier_steps(e),
+                                          pooled_views=_pooled_views(e, [train["x"][m] for m in pviews]))
         private = classifier_training.load_or_train(
             cache_dir, [train["x"][m][:n] for m in pviews], train["y_private"][:n][:, pviews],
             info.num_private_classes, [test["x"][m] for m in pviews], test["y_private"][:, pviews],
-            name=f"{info.name}-private", epochs=epochs, batch_size=bs, **common)
+            name=f"{info.name}-private", epochs=epochs, batch_size=bs,
+            label_name=info.private_label_name or "private-label", **common)
     return Classifiers(shared, private, tuple(pviews), batch_size)
 
 
