@@ -8,6 +8,9 @@ and --process_id (or the environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_
 JAX_PROCESS_ID) initialise `jax.distributed` explicitly; --distributed initialises it with
 cluster auto-detection (TPU pods, SLURM, ...). See launch/.
 
+--evaluate evaluates the run when training ends (`idmvae_jax.evaluation.run`): one command, one
+report, one ETA.
+
 SIGTERM (or Ctrl-C or SIGUSR1 in a one-process run) checkpoints at the next step boundary and exits
 with status 143 (130 after Ctrl-C); the same command resumes.
 """
@@ -20,6 +23,9 @@ from absl import app, flags, logging
 from idmvae_jax import flags as run_flags
 
 run_flags.define_run_flags()
+flags.DEFINE_bool("evaluate", False, "after training, evaluate the run in the same process "
+                  "(what `python -m idmvae_jax.evaluate` does); the label classifiers are trained "
+                  "(or loaded) first, and the training ETA includes the evaluation")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -48,7 +54,13 @@ def main(argv):
               f"{jax.process_count()} process(es); workdir {FLAGS.workdir}", flush=True)
     try:
         config_defaults.check_field_types(FLAGS.config)
+        if FLAGS.evaluate:
+            from idmvae_jax.evaluation import run as evaluation
+
+            evaluation.prepare_classifiers(FLAGS.config, FLAGS.workdir)
         loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        if FLAGS.evaluate:
+            evaluation.evaluate(FLAGS.config, FLAGS.workdir)
     except errors.UserError as error:
         errors.report_and_exit(error)
     except loop.NonFiniteLossError as error:

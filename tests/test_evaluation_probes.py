@@ -86,3 +86,39 @@ def test_bad_shapes_are_rejected():
         latent_probes({"z": np.zeros((2, 5, 3))}, {"z": np.zeros((2, 5, 3))},
                       {"shared": np.zeros(5), "private": np.zeros((5, 3))},
                       {"shared": np.zeros(5), "private": np.zeros((5, 3))})
+
+
+def test_curve_point_is_the_mean_over_views_of_sklearn_probes_of_z_and_w():
+    """probe_curve.curve_point on a stand-in encoder (z = noisy one-hot digit, w = noisy one-hot
+    quadrant, per view) equals scikit-learn's logistic regressions fitted directly, averaged over
+    views; only the views with a private label enter w -> private."""
+    from sklearn.linear_model import LogisticRegression
+
+    from idmvae_jax.evaluation import probe_curve
+
+    rng = np.random.default_rng(3)
+
+    def split(n):
+        y, q = rng.integers(0, 10, n), rng.integers(0, 4, (n, 2))
+        xs = [np.concatenate([_one_hot(y, 10) + rng.normal(scale=s, size=(n, 10)),
+                              _one_hot(q[:, m], 4) + rng.normal(scale=s, size=(n, 4))], 1).astype(np.float32)
+              for m, s in enumerate((0.6, 0.9))]
+        return {"x": xs, "y_shared": y, "y_private": q}
+
+    def encode_means(xs):  # (M, B, Z), (M, B, W): the digit block and the quadrant block
+        return np.stack([x[:, :10] for x in xs]), np.stack([x[:, 10:] for x in xs])
+
+    train, test = split(600), split(300)
+    point = probe_curve.curve_point(encode_means, train, test, [1], batch_size=64, num_fit=400)
+
+    def sk(f_tr, y_tr, f_te, y_te):
+        clf = LogisticRegression(max_iter=1000).fit(f_tr, y_tr)
+        return np.mean(clf.predict(f_te) == y_te)
+
+    z = np.mean([sk(train["x"][m][:400, :10], train["y_shared"][:400], test["x"][m][:, :10], test["y_shared"])
+                 for m in range(2)])
+    w = sk(train["x"][1][:400, 10:], train["y_private"][:400, 1], test["x"][1][:, 10:], test["y_private"][:, 1])
+    assert point["probe/z_shared"] == pytest.approx(z, abs=1e-9)
+    assert point["probe/w_private"] == pytest.approx(w, abs=1e-9)
+    assert 0.3 < point["probe/z_shared"] < 1.0 and point["probe/w_private"] > 0.5
+    assert set(probe_curve.curve_point(encode_means, train, test, [], batch_size=64, num_fit=400)) == {"probe/z_shared"}

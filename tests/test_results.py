@@ -158,3 +158,39 @@ def test_curve_table_has_one_row_per_step_count_in_order(tmp_path):
     assert [c[5] for c in cells] == ["0.100"] * 3 + ["—"]  # coherence/self
     with pytest.raises(FileNotFoundError, match="train_curve.sh"):
         results.curve_table(str(tmp_path / "empty"))
+
+
+def test_curves_are_seed_means_and_stds_at_the_steps_every_seed_has(tmp_path):
+    """collect_curves: per variant and probe, numpy's mean and ddof-1 std over the seeds at each
+    step all seeds share; the report's reader (evaluation.baseline) gets the same numbers back."""
+    from idmvae_jax.evaluation import baseline
+
+    values = {0: [0.10, 0.30, 0.60], 1: [0.12, 0.34, 0.64], 2: [0.11, 0.31, 0.70]}
+    for seed, zs in values.items():
+        wd = _run(tmp_path, f"mmvaeplus_seed{seed}", {"probe/z_shared": zs[-1]},
+                  info={"commit": "c0ffee", "config": "configs/x.py:quick,mmvaeplus"})
+        rows = [{"step": s, "probe/z_shared": z, "probe/w_private": 0.25 + z / 2}
+                for s, z in zip((100, 200, 300), zs)]
+        if seed == 1:
+            rows.append({"step": 400, "probe/z_shared": 0.9, "probe/w_private": 0.9})  # only one seed has it
+        (wd / "eval" / "probe_curve.json").write_text(json.dumps(rows))
+    _run(tmp_path, "idmvae_seed0", {"probe/z_shared": 0.9})  # no curve file: no curve
+    res = results.collect(results.find_runs(str(tmp_path)))
+    curve = res["curves"]["mmvaeplus"]
+    assert curve["steps"] == [100, 200, 300] and curve["seeds"] == [0, 1, 2]
+    table = np.array([values[s] for s in (0, 1, 2)])  # (seeds, steps)
+    z = curve["probes"]["probe/z_shared"]
+    np.testing.assert_allclose(z["mean"], table.mean(axis=0))
+    np.testing.assert_allclose(z["std"], table.std(axis=0, ddof=1))
+    np.testing.assert_allclose(curve["probes"]["probe/w_private"]["mean"], (0.25 + table / 2).mean(axis=0))
+    assert "idmvae" not in res["curves"]
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(res))
+    [ref] = baseline.load_reference_curves(str(path))
+    assert ref.label == "MMVAE+" and ref.seeds == [0, 1, 2] and ref.commits == ["c0ffee"]
+    assert ref.configs == ["configs/x.py:quick,mmvaeplus"]
+    mean, std = ref.at("probe/z_shared", 200)
+    assert mean == pytest.approx(table[:, 1].mean()) and std == pytest.approx(table[:, 1].std(ddof=1))
+    assert ref.at("probe/z_shared", 400) is None
+    assert baseline.resolve(str(path)) == str(path) and baseline.resolve("no/such/results.json") is None

@@ -95,11 +95,6 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
     def fmt(views):
         return [to_data_format(k, a) for k, a in zip(kinds, views)]
 
-    def encode_means(p, xs):
-        post = generation.encode(p, xs, cfg)
-        return jnp.swapaxes(post.mu_z, 0, 1), jnp.swapaxes(post.mu_w, 0, 1)  # batch first
-
-    enc = jax.jit(encode_means, in_shardings=(repl, data), out_shardings=data)
 
     def per_example(fn, purpose: str, prior: str):
         """fn(params, xs, key, cfg, prior) (or fn(params, key, num, cfg, prior) when xs is None)
@@ -135,8 +130,24 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
         private[prior] = (lambda xs, idx, f=p_jit: _fetch(f(params, _put(list(xs), data), _put(idx, data))))
         uncond[prior] = (lambda idx, f=u_jit: _fetch(f(params, _put(idx, data))))
 
-    def encode_host(xs):
+    encode = make_encoder(cfg, mesh)
+    return ModelFns(lambda xs: encode(params, xs), cross, private, uncond)
+
+
+def make_encoder(cfg, mesh) -> Callable:
+    """`encode(params, xs) -> (mu_z (M, B, Z), mu_w (M, B, W))` host arrays: the posterior means,
+    jitted once and batch-sharded over `mesh`; any parameters of the run's shapes (every
+    checkpoint of it) reuse the compiled function."""
+    data, repl = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+
+    def encode_means(p, xs):
+        post = generation.encode(p, xs, cfg)
+        return jnp.swapaxes(post.mu_z, 0, 1), jnp.swapaxes(post.mu_w, 0, 1)  # batch first
+
+    enc = jax.jit(encode_means, in_shardings=(repl, data), out_shardings=data)
+
+    def encode_host(params, xs):
         mu_z, mu_w = _fetch(enc(params, _put(list(xs), data)))
         return np.swapaxes(mu_z, 0, 1), np.swapaxes(mu_w, 0, 1)
 
-    return ModelFns(encode_host, cross, private, uncond)
+    return encode_host

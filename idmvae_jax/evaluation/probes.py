@@ -125,6 +125,17 @@ def latent_probes(latents_train: Mapping[str, np.ndarray], latents_test: Mapping
     return results
 
 
+def posterior_means(encode_means: Callable, xs, batch_size: int) -> Dict[str, np.ndarray]:
+    """{'z': (M, N, Z), 'w': (M, N, W)} posterior means of the N tuples `xs` (M arrays), encoded
+    in padded batches of `batch_size` by `encode_means(xs) -> (mu_z (M, B, Z), mu_w (M, B, W))`."""
+    zs, ws = [], []
+    for _, count, _, xb in iterate_batches(len(xs[0]), batch_size, xs):
+        z, w = encode_means(xb)
+        zs.append(np.asarray(z)[:, :count])
+        ws.append(np.asarray(w)[:, :count])
+    return {"z": np.concatenate(zs, 1), "w": np.concatenate(ws, 1)}
+
+
 def probe_metrics(encode_means: Callable, train_xs, test_xs, train_labels: dict, test_labels: dict,
                   pviews: Sequence[int], *, batch_size: int, num_fit: Optional[int]
                   ) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
@@ -132,18 +143,9 @@ def probe_metrics(encode_means: Callable, train_xs, test_xs, train_labels: dict,
 
     Returns (the `probe/...` metrics, the split's posterior means {'z', 'w'} (M, N, dim)).
     """
-    def means(xs):
-        n = len(xs[0])
-        zs, ws = [], []
-        for start, count, _, xb in iterate_batches(n, batch_size, xs):
-            z, w = encode_means(xb)
-            zs.append(np.asarray(z)[:, :count])
-            ws.append(np.asarray(w)[:, :count])
-        return {"z": np.concatenate(zs, 1), "w": np.concatenate(ws, 1)}
-
     n_fit = None if not num_fit or num_fit <= 0 else int(num_fit)
-    lat_tr = means([x[:n_fit] for x in train_xs])
-    lat_te = means(test_xs)
+    lat_tr = posterior_means(encode_means, [x[:n_fit] for x in train_xs], batch_size)
+    lat_te = posterior_means(encode_means, test_xs, batch_size)
     pv = list(pviews)
     if pv == list(range(len(train_xs))):  # every view has a private label: one pass
         return latent_probes(

@@ -1,6 +1,6 @@
 """The evaluation report: DIR/eval/report.md with every number in tables, and PNG figures beside it.
 
-Figures (drawn with Pillow, no plotting library):
+Figures (Pillow, except the curve):
   cross_generation_<prior>.png  rows = source view e, first block = the inputs x_e, then one block
                                 per target view d with D_d(z ~ q(z | x_e), w_d ~ prior); image
                                 views only (other views are listed in the report as not drawn).
@@ -8,9 +8,12 @@ Figures (drawn with Pillow, no plotting library):
                                 (a column shares one z).
   latents.png                   2-D PCA (numpy SVD) of view 0's posterior means of z and of w on
                                 the evaluation split, coloured by the shared and the private label.
+  probe_curve.png               (matplotlib) the z -> shared and w -> private probes at every
+                                checkpoint, beside the reference runs' seed mean ± std.
 """
 from __future__ import annotations
 
+import io
 import math
 from typing import Any, List, Mapping, Optional, Sequence
 
@@ -181,10 +184,89 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------ curve
+CURVE_TITLES = {"probe/z_shared": "z → {shared}", "probe/w_private": "w → {private}"}
+CURVE_KEYS_ORDER = tuple(CURVE_TITLES)
+
+
+def save_curve_figure(path, curve: Sequence[Mapping[str, float]], references: Sequence[Any],
+                      titles: Mapping[str, str], chance: Mapping[str, float]) -> str:
+    """Line plot per probe key (one panel each): this run's rows {'step', key: value} and each
+    reference curve's seed mean with a ±1 std band; chance as a dotted line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    keys = [k for k in CURVE_KEYS_ORDER if any(k in r for r in curve)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for ref in references:
+            if key in ref.mean:
+                mean, std = ref.mean[key], ref.std[key]
+                line, = ax.plot(ref.steps, mean, marker=".", label=f"{ref.label} ({len(ref.seeds)} seeds)")
+                ax.fill_between(ref.steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        rows = [r for r in curve if key in r]
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows], color="black", marker="o",
+                label="this run")
+        if key in chance:
+            ax.axhline(chance[key], color="grey", linestyle=":", label="chance")
+        ax.set_title(titles[key])
+        ax.set_xlabel("training step")
+        ax.set_ylabel("probe test accuracy")
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    storage.write_bytes(path, buffer.getvalue())
+    return str(path)
+
+
+def _curve_section(eval_dir, curve, references, sname: str, pname: str, chance_s: float,
+                   chance_p: Optional[float]) -> List[str]:
+    """The report's learning-curve section: a table (this run and the references, step by step)
+    and its figure."""
+    keys = [k for k in CURVE_KEYS_ORDER if any(k in r for r in curve)]
+    titles = {k: CURVE_TITLES[k].format(shared=sname, private=pname) for k in keys}
+    lines = ["## Learning curve: latent probes at every checkpoint", "",
+             f"Linear probes of the posterior means at each kept checkpoint (mean over views): "
+             f"z should come to carry the {sname} (↑, chance {chance_s:.2f})"
+             + (f" and w the {pname} (↑, chance {chance_p:.2f})" if chance_p else "") + "."]
+    for ref in references:
+        lines.append(f"{ref.label}: seed mean ± std of {len(ref.seeds)} runs of {', '.join(ref.configs)} "
+                     f"(commit {', '.join(ref.commits)}), from `{ref.source}`.")
+    lines.append("")
+    header = ["step"]
+    for k in keys:
+        header += [f"{titles[k]}, this run"] + [f"{titles[k]}, {ref.label}" for ref in references if k in ref.mean]
+    rows = []
+    for r in curve:
+        row = [str(r["step"])]
+        for k in keys:
+            row.append(_fmt(r.get(k)))
+            for ref in references:
+                if k in ref.mean:
+                    at = ref.at(k, int(r["step"]))
+                    row.append("—" if at is None else f"{at[0]:.3f} ± {at[1]:.3f}")
+        rows.append(row)
+    lines += _table(header, rows) + [""]
+    chance = {"probe/z_shared": chance_s}
+    if chance_p:
+        chance["probe/w_private"] = chance_p
+    name = "probe_curve.png"
+    save_curve_figure(storage.path(eval_dir) / name, curve, references, titles, chance)
+    lines += [f"![{name}]({name})", ""]
+    return lines
+
+
 def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts: Mapping[str, Any],
                  test: Mapping[str, Any], notes: Sequence[str] = (), step: Optional[int] = None,
                  priors: Sequence[str] = ("gaussian",), split: str = "test",
-                 elapsed: Optional[float] = None) -> str:
+                 elapsed: Optional[float] = None, curve: Sequence[Mapping[str, float]] = (),
+                 references: Sequence[Any] = (), summary: str = "") -> str:
     """Writes eval_dir/report.md and its PNG figures; returns the path of report.md.
 
     Args:
@@ -196,6 +278,9 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
         (per prior: M arrays), 'latents' ({'z', 'w'} (M, N, dim) on the split), 'private_views'.
       test: the evaluation split (inputs for the cross grid, labels for the projection).
       notes: lines added under "Notes" (e.g. why FID was skipped).
+      curve: the probe curve rows (`probe_curve.probe_curve`); references: `baseline.ReferenceCurve`s
+        drawn beside it.
+      summary: Markdown that opens the report (config eval.report_note: what the run can show).
     """
     eval_dir = storage.path(eval_dir)
     m = info.num_views
@@ -223,6 +308,10 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
                  + (f", private label `{pname}` ({info.num_private_classes} classes)" if has_private else "")
                  + (f". Checkpoint step {step}." if step is not None else "."))
     lines.append("")
+    if summary:
+        lines += [summary.strip(), ""]
+    if curve:
+        lines += _curve_section(eval_dir, curve, references, sname, pname, chance_s, chance_p)
 
     acc = artifacts.get("classifier_accuracy", {})
     lines += ["## Classifiers (test accuracy)", "",

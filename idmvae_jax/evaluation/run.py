@@ -19,6 +19,10 @@ What it computes (`config.eval.*` settings in brackets):
   probe/{u,z,w}_{shared,private}
       logistic-regression probes of the posterior means, fitted on the first [num_fit] train
       tuples, scored on the [split] split (`probes`).
+  eval/probe_curve.json
+      [probe_curve] z -> shared and w -> private probes at every checkpoint kept in the workdir
+      (`probe_curve`), drawn in the report beside the reference curves of the results file
+      [baseline_results] (`baseline`); [report_note] opens the report.
   coherence/...
       conditional self/cross, private and its leak, unconditional agreement and entropy
       (`coherence`) on the [split] split, with the Gaussian priors and, when the model has
@@ -50,10 +54,12 @@ import jax
 import numpy as np
 
 from idmvae_jax import storage
+from idmvae_jax.evaluation import baseline as baseline_lib
 from idmvae_jax.evaluation import coherence as coherence_lib
 from idmvae_jax.evaluation import fid as fid_lib
 from idmvae_jax.evaluation import label_classifiers
 from idmvae_jax.evaluation import model_fns as model_fns_lib
+from idmvae_jax.evaluation import probe_curve as probe_curve_lib
 from idmvae_jax.evaluation import probes as probes_lib
 from idmvae_jax.evaluation import report as report_lib
 from idmvae_jax.evaluation import runtime
@@ -153,14 +159,48 @@ def write_metrics_json(path, metrics: Dict[str, float]) -> None:
                                         indent=2, sort_keys=True))
 
 
+def load_eval_data(config, info) -> Tuple[dict, dict]:
+    """(the first training tuples the classifiers and probes read, the evaluation split)."""
+    from idmvae_jax.data import load_split
+
+    test = load_split(config.data, str(config.eval.get("split", "test")))
+    n_cls = label_classifiers.classifier_train_size(config.eval, info.splits.get("train", 0))
+    num_fit = int(config.eval.num_fit)
+    n_train = max(n_cls, num_fit if num_fit > 0 else info.splits.get("train", 0))
+    return load_split(config.data, "train", max_examples=n_train), test
+
+
+def prepare_classifiers(config, workdir: storage.PathLike) -> None:
+    """Trains (and caches) the label classifiers of the config's dataset now, unless the cache
+    has them: what `main --evaluate` does before training, so that their one-time cost is paid,
+    with its own ETA, before the training's ETA starts counting. Needs no checkpoint."""
+    from idmvae_jax.data import get_dataset_info
+
+    info = get_dataset_info(config.data)
+    train, test = load_eval_data(config, info)
+    label_classifiers.train_or_load_classifiers(
+        config, info, train, test, label_classifiers.classifier_cache_dir(config, workdir))
+
+
+def reference_curves(config) -> Tuple[list, Optional[str]]:
+    """(the reference probe curves of eval.baseline_results, a note when it names a file that is
+    not there)."""
+    setting = str(config.eval.get("baseline_results", ""))
+    if not setting:
+        return [], None
+    path = baseline_lib.resolve(setting)
+    if path is None:
+        return [], (f"eval.baseline_results names {setting}, which is not there (relative paths are "
+                    "read from the working directory or the repository): no reference curves.")
+    return baseline_lib.load_reference_curves(path), None
+
+
 def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
     """Evaluates the latest checkpoint in `workdir` (a local path or a bucket URL); writes
     WORKDIR/eval/{metrics.json, report.md, *.png} and returns the metrics (flat dict of floats).
 
     The previous eval/metrics.json is removed first, so a failed evaluation never leaves stale
     numbers behind; the new one is written atomically at the end."""
-    from idmvae_jax.data import load_split
-
     t_start = time.time()
     workdir = storage.check_writable(workdir)
     eval_dir = workdir / "eval"
@@ -173,11 +213,7 @@ def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
         runtime.log(f"evaluating {workdir} at step {step} on {mesh.devices.size} device(s), batch {bs}")
 
         split = str(config.eval.get("split", "test"))
-        test = load_split(config.data, split)
-        n_cls = label_classifiers.classifier_train_size(config.eval, info.splits.get("train", 0))
-        num_fit = int(config.eval.num_fit)
-        n_train = max(n_cls, num_fit if num_fit > 0 else info.splits.get("train", 0))
-        train = load_split(config.data, "train", max_examples=n_train)
+        train, test = load_eval_data(config, info)
         runtime.log(f"data: {len(train['y_shared'])} train / {len(test['y_shared'])} {split} tuples "
                     f"({time.time() - t_start:.0f}s)")
 
@@ -185,9 +221,17 @@ def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
         classifiers = label_classifiers.train_or_load_classifiers(
             config, info, train, test, label_classifiers.classifier_cache_dir(config, workdir), batch_size=bs)
         runtime.log(f"classifiers: {time.time() - t0:.1f}s")
+        num_fit = int(config.eval.num_fit)
         fid_fn, fid_skip = fid_lib.fid_feature_fn(config, bs)
         if fid_skip:
             runtime.log(fid_skip)
+        curve = []
+        if bool(config.eval.get("probe_curve", True)):
+            t0 = time.time()
+            curve = probe_curve_lib.probe_curve(
+                config, workdir, cfg, mesh, train, test, label_classifiers.private_views(info, test),
+                batch_size=bs, num_fit=int(config.eval.num_fit), log=runtime.log)
+            runtime.log(f"probe curve ({len(curve)} checkpoints): {time.time() - t0:.1f}s")
         priors = active_priors(config, cfg)
         fns = model_fns_lib.make_model_fns(params, cfg, mesh, int(config.seed), priors)
         settings = EvalSettings(batch_size=bs, num_fit=num_fit, fid_samples=int(config.eval.fid_samples),
@@ -199,13 +243,19 @@ def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
         notes.append(fid_skip)
     if "diffusion" in tuple(config.eval.get("priors", ())) and not cfg.model.diffusion_prior:
         notes.append("The model has no diffusion prior: the `_diffusion` metrics are not computed.")
+    references, reference_note = reference_curves(config)
+    if reference_note:
+        notes.append(reference_note)
     metrics = {k: float(v) for k, v in sorted(metrics.items())}
     path = None
     if jax.process_index() == 0:
         write_metrics_json(eval_dir / "metrics.json", metrics)
+        if curve:
+            probe_curve_lib.write_curve(eval_dir / "probe_curve.json", curve)
         path = report_lib.write_report(
             eval_dir, metrics, info=info, artifacts=art, test=test, notes=notes, step=step,
-            priors=priors, split=split, elapsed=time.time() - t_start)
+            priors=priors, split=split, elapsed=time.time() - t_start, curve=curve,
+            references=references, summary=str(config.eval.get("report_note", "")))
     runtime.log(f"wrote {eval_dir / 'metrics.json'}")
     if path:
         runtime.log(path)

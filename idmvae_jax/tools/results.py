@@ -132,7 +132,33 @@ def collect(runs: dict) -> dict:
                 out[key] = dict(summarise([v for _, v in pairs]), seeds=[s for s, _ in pairs],
                                 values=[v for _, v in pairs])
         variants[name] = out
-    return {"variants": variants, "runs": runs_out}
+    return {"variants": variants, "runs": runs_out, "curves": collect_curves(runs)}
+
+
+def collect_curves(runs: dict) -> dict:
+    """{variant: {"steps", "seeds", "probes": {key: {mean, std, values}}}} from each run's
+    eval/probe_curve.json (`evaluation.probe_curve`): per probe, the mean and seed std (ddof 1)
+    at every step all of the variant's seeds have; values[i] lists the seeds' values at steps[i]."""
+    by_variant: dict = {}
+    for run, (variant, seed, workdir) in runs.items():
+        rows = _read_json(os.path.join(workdir, "eval", "probe_curve.json"))
+        if rows:
+            by_variant.setdefault(VARIANT_NAMES.get(variant, variant), []).append(
+                (seed, {int(r["step"]): r for r in rows}))
+    curves = {}
+    for name, seeded in sorted(by_variant.items()):
+        seeded.sort(key=lambda t: t[0])
+        steps = sorted(set.intersection(*(set(rows) for _, rows in seeded)))
+        keys = sorted(set.intersection(*(set(k for r in rows.values() for k in r if k != "step")
+                                         for _, rows in seeded)))
+        probes = {}
+        for key in keys:
+            values = [[float(rows[s][key]) for _, rows in seeded] for s in steps]
+            stats = [summarise(v) for v in values]
+            probes[key] = {"mean": [st["mean"] for st in stats], "std": [st["std"] for st in stats],
+                           "values": values}
+        curves[name] = {"steps": steps, "seeds": [s for s, _ in seeded], "probes": probes}
+    return curves
 
 
 def _cell(stat: Optional[dict]) -> str:
