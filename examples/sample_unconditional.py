@@ -5,8 +5,9 @@ r"""Unconditional samples from a trained run's diffusion prior, as a PNG grid.
 Reads the run's configuration and views from WORKDIR/config.json (written by training, overrides included),
 restores the parameters of the latest checkpoint in WORKDIR/checkpoints, draws z and w_m by DDIM
 (`config.diffusion.ddim_steps` steps) from the latent score networks, decodes with every view's
-decoder (`generation.sample_unconditional`: sample i of every view shares z_i) and writes one row
-per image view, `--num` columns: a (R (H + 2) + 2, num (W + 2) + 2, 3) PNG.
+decoder (`generation.sample_unconditional`: sample i of every view shares z_i) and writes the
+labelled grid of the training run's unconditional samples (`data.figures.sample_grid`): one row
+per image view ("view m"), `--num` columns ("sample i"), 32 px views drawn at 64 px.
 The run must have been trained with the diffusion prior, e.g.
 `python -m idmvae_jax.main --config=configs/polymnist_quadrant.py:mini,diffusion --workdir=...`;
 `--prior=gaussian` samples from the fixed Gaussian priors instead.
@@ -21,9 +22,9 @@ import ml_collections
 import numpy as np
 
 from idmvae_jax import build, data, generation, storage
-from idmvae_jax.data import images
+from idmvae_jax.data import figures, images
 
-from idmvae_jax.training import checkpointing, parallel, writers
+from idmvae_jax.training import checkpointing, parallel
 
 SECTIONS = ("seed", "data", "model", "loss", "diffusion", "train", "parallel", "eval")
 
@@ -56,7 +57,7 @@ def parse_args(argv):
 
 
 def main(argv=None) -> dict:
-    """Writes the grid; returns its path, the grid (H, W, 3) floats and the checkpoint step."""
+    """Writes the grid; returns its path, the figure (H, W, 3) floats in [0, 1] and the checkpoint step."""
     args = parse_args(argv)
     workdir = storage.path(args.workdir)
     config, cfg, info, params, step = restore(workdir)
@@ -65,13 +66,14 @@ def main(argv=None) -> dict:
                          "use --prior=gaussian")
     sample = jax.jit(lambda p, k: generation.sample_unconditional(p, k, args.num, cfg, prior=args.prior))
     views = sample(params, jax.random.key(args.seed))  # list of M arrays (num, *shape_m)
-    rows = [np.asarray(views[m]) for m, v in enumerate(info.views) if v.kind == "image"]
-    if not rows:
+    drawn = [m for m, v in enumerate(info.views) if figures.is_drawable(v.kind, v.shape)]
+    if not drawn:
         raise SystemExit(f"{info.name} has no image views to draw")
-    grid = writers.image_grid(rows)
-    out = images.save_png(args.out or workdir / "samples" / f"unconditional_{args.prior}.png", grid)
-    print(f"step {step}: {len(rows)} views x {args.num} samples -> {out}")
-    return dict(path=out, grid=grid, step=step)
+    title = f"step {step}: unconditional samples ({args.prior} prior), a column shares one z"
+    figure = figures.sample_grid({m: np.asarray(views[m]) for m in drawn}, drawn, title=title)
+    out = images.save_png(args.out or workdir / "samples" / f"unconditional_{args.prior}.png", figure)
+    print(f"step {step}: {len(drawn)} views x {args.num} samples -> {out}")
+    return dict(path=out, grid=figures.to_float(figure), step=step)
 
 
 if __name__ == "__main__":

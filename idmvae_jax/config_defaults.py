@@ -112,7 +112,7 @@ def base_config() -> ml_collections.ConfigDict:
         keep_checkpoints=3,
         async_checkpointing=True,
         sample_every=5000,  # 0 = no PNG grids
-        num_sample_examples=8,  # columns of the PNG grids
+        num_sample_examples=8,  # columns of the PNG grids (per block; cross-generations: at most 4)
         sample_prior="gaussian",  # 'gaussian' | 'diffusion' (needs model.diffusion_prior)
         tensorboard=True,
         # comma-separated config keys allowed to differ from the workdir's config.json on resume

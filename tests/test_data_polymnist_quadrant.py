@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from idmvae_jax import data
+from idmvae_jax.config_defaults import load_config
 from idmvae_jax.data import embedded, polymnist_quadrant, preview
 
 EMBEDDED = dict(name="polymnist_quadrant_embedded", image_size=32, num_repetitions=1, seed=0)
@@ -168,13 +169,25 @@ def _validated(cfg):
     return source
 
 
-def test_preview_writes_a_png(embedded_cfg, tmp_path):
+def test_preview_reads_the_training_cache_and_labels_its_columns(embedded_cfg, tmp_path):
+    """The tiny config's data is the fixture's dataset: the preview finds its cache entry (the
+    one training reads) instead of building another."""
+    cache = embedded_cfg["cache_dir"]
+    entries = sorted(os.listdir(cache))
     out = tmp_path / "preview.png"
-    preview.main(["--config_name=polymnist_quadrant_embedded", "--image_size=32",
-                  f"--cache_dir={embedded_cfg['cache_dir']}", f"--out={out}", "--num_tuples=4", "--num_repetitions=1"])
+    preview.main(["--config=configs/polymnist_quadrant.py:tiny", f"--data_dir={cache}", f"--out={out}",
+                  "--num_tuples=4"])
+    assert sorted(os.listdir(cache)) == entries
+    config = load_config("configs/polymnist_quadrant.py:tiny")
+    config.data.cache_dir = cache
+    assert data.prepare(config.data) == data.prepare(embedded_cfg)
     from PIL import Image
     with Image.open(out) as image:
-        assert image.size[0] > 5 * 64 and image.size[1] >= 4 * 64
+        pixels = np.asarray(image.convert("RGB"))
+    height, width, _ = pixels.shape
+    assert width > 5 * 64 + 100 and 4 * 64 <= height < 5 * 64  # 32 px views at 2x, labels
+    assert pixels[:16, 120:].min() < 100  # "view 0" ... above the columns
+    assert pixels[16:, :60].min() < 100  # the tuples' labels left of the rows
 
 
 @pytest.mark.slow  # two full builds take ~40 s

@@ -36,7 +36,7 @@ NOT_RUN = (
     ("launch/multiprocess_local.sh", "two processes compiling at once hold both CI cores for a minute; "
                                      "tests/test_multihost.py runs jax.distributed on loopback and "
                                      "tests/test_launch.py checks the commands this launcher starts"),
-    ("python -m idmvae_jax.data.preview --config_name=polymnist_quadrant --manual_dir",
+    ("python -m idmvae_jax.data.preview --config=configs/polymnist_quadrant.py:paper",
      "needs the MNIST files in /data/mnist; tests/test_data_builders.py builds from generated ones"),
 )
 _SYNOPSIS = re.compile(r"\[|\b(NAME|SIZE|DIR|WORKDIR|CONFIG|DEVICES|TPU_NAME|ZONE|RUN)\b|\bN\b")
@@ -81,8 +81,8 @@ EVAL_SHORT = " --config.eval.classifier_steps=2 --config.data.num_views=2"
 
 
 def adapt(command: str, tmp: str, bucket: str = "") -> str:
-    """`:mini` → `:tiny`, workdirs/X and /tmp/X → TMP/X, previews at the tiny data's size, and
-    trainings and evaluations shortened (TRAIN_SHORT, EVAL_SHORT).
+    """`:mini` → `:tiny`, workdirs/X and /tmp/X → TMP/X, previews of 4 tuples, and trainings and
+    evaluations shortened (TRAIN_SHORT, EVAL_SHORT).
 
     With `bucket` (a gs:// URL on the GCS emulator), the workdirs of training, evaluation and
     launch/local.sh go there instead (workdirs/X → BUCKET/X): the README's job then runs end to
@@ -93,7 +93,7 @@ def adapt(command: str, tmp: str, bucket: str = "") -> str:
         command = re.sub(r"(?<![\w/])workdirs/([\w.]+)", lambda m: f"{bucket}/{m.group(1)}", command)
     command = re.sub(r"(?<![\w/])(workdirs|/tmp)/([\w.]+)", lambda m: os.path.join(tmp, m.group(2)), command)
     if command.startswith("python -m idmvae_jax.data.preview"):
-        command += " --image_size=32 --num_repetitions=1 --num_tuples=4"
+        command += " --num_tuples=4"  # the tiny config's data: the cache the tiny trainings use
     elif command.startswith(("python -m idmvae_jax.main", "launch/")):
         command += TRAIN_SHORT
     elif command.startswith("python -m idmvae_jax.evaluate"):

@@ -196,6 +196,13 @@ def test_report_figures_for_image_views(tmp_path):
                  "samples_gaussian.png", "samples_diffusion.png", "latents.png"):
         assert f"]({name})" in text
         Image.open(tmp_path / name).verify()
+    # the labelled grids, 8 px views drawn at 64 px: cross = [input, to view 0, to view 1] x 4
+    # examples, samples = 4 columns; labels left of the rows and above the columns
+    for name, columns in (("cross_generation_gaussian.png", 12), ("samples_diffusion.png", 4)):
+        with Image.open(tmp_path / name) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        assert pixels.shape[1] >= columns * 64 + 40 and pixels.shape[0] >= 2 * 64 + 16, (name, pixels.shape)
+        assert pixels[:16].min() < 100 and pixels[pixels.shape[0] // 2:, :40].min() < 100, name
     assert "| 0.5000 | 0.7500 |" in text and "FID skipped" in text
 
 

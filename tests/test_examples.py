@@ -116,9 +116,12 @@ def test_sample_unconditional(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(example.data, "get_dataset_info", no_dataset)
     r = example.main(["--workdir", str(workdir), "--num=3", f"--out={out}"])
     assert r["step"] == 2 and r["path"] == str(out) and out.is_file()
-    with Image.open(out) as image:  # 2 image views x 3 samples of 32 px, 2 px padding
-        assert image.size == (3 * (32 + 2) + 2, 2 * (32 + 2) + 2) and image.mode == "RGB"
-    assert np.std(r["grid"][2:34, 2:34]) > 0  # a decoded sample, not a blank tile
+    with Image.open(out) as image:  # the labelled grid: 2 image views x 3 samples of 32 px at 64 px
+        assert image.mode == "RGB" and image.size[0] >= 3 * 64 + 40 and image.size[1] >= 2 * 64 + 20
+        np.testing.assert_array_equal(np.asarray(image), np.round(r["grid"] * 255).astype(np.uint8))
+    band = r["grid"][-6 - 2 * 66:-6 - 66 - 2][:20]  # view 0's cells, above its row label's text
+    x0 = np.flatnonzero((band < 1.0).any(axis=(0, 2)))[0]  # the first cell
+    assert np.std(band[:, x0:x0 + 64]) > 0  # a decoded sample, not a blank tile
 
 
 def test_shared_code_probe_trains_only_the_z_encoders_on_crossmi(data_dir):

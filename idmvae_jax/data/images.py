@@ -7,8 +7,8 @@ overhead dominates, and its bytes are fully determined by the pixels. Decoding u
 TFDS does when it reads the images back).
 
 `float_to_uint8`, `to_rgb`, `to_uint8_rgb` and `tile` (a grid of images) serve everything that
-draws images: the dataset preview, the training sample grids (`writers`) and the evaluation's
-figures and data-format conversion (`evaluation.report`, `evaluation.model_fns`).
+draws images: the labelled figures (`data.figures`: the dataset preview, the training sample grids
+and the evaluation report) and the evaluation's data-format conversion (`evaluation.model_fns`).
 """
 from __future__ import annotations
 

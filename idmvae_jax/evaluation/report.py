@@ -1,11 +1,13 @@
 """The evaluation report: DIR/eval/report.md with every number in tables, and PNG figures beside it.
 
-Figures (Pillow, except the curve):
-  cross_generation_<prior>.png  rows = source view e, first block = the inputs x_e, then one block
-                                per target view d with D_d(z ~ q(z | x_e), w_d ~ prior); image
-                                views only (other views are listed in the report as not drawn).
+Figures (Pillow, except the curve; the image grids are `data.figures`' labelled grids, as the
+training run's sample grids):
+  cross_generation_<prior>.png  rows = source view e ("from view e"), first block = 4 inputs x_e
+                                ("input"), then one block per target view d ("to view d") with
+                                D_d(z ~ q(z | x_e), w_d ~ prior); image views only (other views are
+                                listed in the report as not drawn).
   samples_<prior>.png           unconditional joint samples: rows = image views, columns = samples
-                                (a column shares one z).
+                                ("sample i"; a column shares one z).
   latents.png                   2-D PCA (numpy SVD) of view 0's posterior means of z and of w on
                                 the evaluation split, coloured by the shared and the private label.
   probe_curve.png               (matplotlib) the z -> shared and w -> private probes at every
@@ -21,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from idmvae_jax import storage
-from idmvae_jax.data import images
+from idmvae_jax.data import figures, images
 
 PRIOR_TITLES = {"gaussian": "Gaussian prior", "diffusion": "diffusion prior"}
 PRIOR_SUFFIX = {"gaussian": "", "diffusion": "_diffusion"}
@@ -39,70 +41,6 @@ def _color(label: int):
         return PALETTE[label]
     rng = np.random.default_rng(label)  # deterministic colour for classes beyond the palette
     return tuple(int(c) for c in rng.integers(0, 230, 3))
-
-
-# ------------------------------------------------------------------------------------ images
-def is_drawable(kind: str, shape: Sequence[int]) -> bool:
-    """Image views with 1 or 3 channels (or none) can be drawn."""
-    return kind == "image" and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3)))
-
-
-def _grid(cells: List[List[Optional[np.ndarray]]], row_labels: Sequence[str], col_labels: Sequence[str],
-          pad: int = 2, gap_every: int = 0) -> Image.Image:
-    """Pastes cells[r][c] (uint8 (h, w, 3) or None) into one picture with labels."""
-    ch = max(c.shape[0] for r in cells for c in r if c is not None)
-    cw = max(c.shape[1] for r in cells for c in r if c is not None)
-    scale = max(1, int(math.ceil(48 / max(ch, cw))))  # small images are enlarged (nearest)
-    ch, cw = ch * scale, cw * scale
-    left, top = 64, 18
-    img = Image.fromarray(images.tile(cells, pad=pad, scale=scale, top=top, left=left, bottom=pad,
-                                      right=pad, gap_every=gap_every))
-    draw = ImageDraw.Draw(img)
-    font = _font()
-    for r in range(len(cells)):
-        draw.text((4, top + r * (ch + pad) + ch // 2 - 6), row_labels[r], fill=(0, 0, 0), font=font)
-    for c, label in enumerate(col_labels):
-        if label:
-            x0 = left + c * (cw + pad) + (c // gap_every if gap_every else 0) * 6
-            draw.text((x0, 2), label, fill=(0, 0, 0), font=font)
-    return img
-
-
-def save_cross_grid(path: str, sources: Sequence[np.ndarray], cross: Sequence[Sequence[np.ndarray]],
-                    views: Sequence[int], num_examples: int = 4) -> Optional[str]:
-    """Cross-generation grid: rows = source views, blocks of columns = [inputs, target views].
-
-    sources[e]: (N, ...) inputs of view e; cross[e][d]: (N, ...) generated e -> d; views: the
-    (drawable image) views to show. Returns the path, or None when there is nothing to draw.
-    """
-    views = list(views)
-    if not views:
-        return None
-    k = min(num_examples, *(len(cross[e][d]) for e in views for d in views),
-            *(len(sources[e]) for e in views))
-    cells, row_labels = [], []
-    for e in views:
-        row = [images.to_uint8_rgb(sources[e][i]) for i in range(k)]
-        for d in views:
-            row += [images.to_uint8_rgb(cross[e][d][i]) for i in range(k)]
-        cells.append(row)
-        row_labels.append(f"from {e}")
-    col_labels = []
-    for b, name in enumerate(["input"] + [f"to view {d}" for d in views]):
-        col_labels += [name] + [""] * (k - 1)
-    images.save_png(path, _grid(cells, row_labels, col_labels, gap_every=k))
-    return path
-
-
-def save_sample_grid(path: str, samples: Sequence[np.ndarray], views: Sequence[int]) -> Optional[str]:
-    """Unconditional samples: rows = views, columns = joint samples (shared z per column)."""
-    views = list(views)
-    if not views:
-        return None
-    k = min(len(samples[v]) for v in views)
-    cells = [[images.to_uint8_rgb(samples[v][i]) for i in range(k)] for v in views]
-    images.save_png(path, _grid(cells, [f"view {v}" for v in views], [str(i) for i in range(k)]))
-    return path
 
 
 # ------------------------------------------------------------------------------------ scatter
@@ -286,7 +224,7 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
     m = info.num_views
     notes = list(notes)
     kinds = [v.kind for v in info.views]
-    drawable = [v for v in range(m) if is_drawable(kinds[v], info.views[v].shape)]
+    drawable = [v for v in range(m) if figures.is_drawable(kinds[v], info.views[v].shape)]
     not_drawn = [v for v in range(m) if v not in drawable]
     has_private = bool(artifacts.get("private_views"))
     sname = info.shared_label_name or "shared"
@@ -380,21 +318,21 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
         lines.append("")
 
     lines += ["## Figures", ""]
-    figures = []
+    captions = []
     for p in priors:
         cross = artifacts.get("cross", {}).get(p)
         if cross is not None and drawable:
             name = f"cross_generation_{p}.png"
-            if save_cross_grid(eval_dir / name, test["x"], cross, drawable, 4):
-                figures.append((f"Cross-generation, {PRIOR_TITLES[p]}: rows = source view, column "
-                                "blocks = the inputs, then each target view", name))
+            images.save_png(eval_dir / name, figures.cross_grid(test["x"], cross, drawable, 4))
+            captions.append((f"Cross-generation, {PRIOR_TITLES[p]}: rows = source view, column "
+                             "blocks = the inputs, then each target view", name))
     for p in priors:
         samples = artifacts.get("samples", {}).get(p)
         if samples is not None and drawable:
             name = f"samples_{p}.png"
-            if save_sample_grid(eval_dir / name, samples, drawable):
-                figures.append((f"Unconditional samples, {PRIOR_TITLES[p]}: rows = views, a column "
-                                "shares one z", name))
+            images.save_png(eval_dir / name, figures.sample_grid(samples, drawable))
+            captions.append((f"Unconditional samples, {PRIOR_TITLES[p]}: rows = views, a column "
+                             "shares one z", name))
     lat = artifacts.get("latents")
     if lat is not None:
         y_priv = None
@@ -406,11 +344,11 @@ def write_report(eval_dir: str, metrics: Mapping[str, float], *, info, artifacts
         name = "latents.png"
         save_latent_projection(eval_dir / name, lat["z"][v0], lat["w"][v0],
                                test["y_shared"], y_priv, sname, pname)
-        figures.append((f"2-D PCA of view {v0}'s posterior means of z and w, coloured by {sname}"
+        captions.append((f"2-D PCA of view {v0}'s posterior means of z and w, coloured by {sname}"
                         + (f" and {pname}" if has_private else ""), name))
-    for caption, name in figures:
+    for caption, name in captions:
         lines += [f"**{caption}**", "", f"![{name}]({name})", ""]
-    if not figures:
+    if not captions:
         lines += ["(no figures: no drawable views)", ""]
 
     lines += ["## All metrics", ""]

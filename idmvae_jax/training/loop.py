@@ -76,15 +76,26 @@ def _check_bad(device_state, pstep: parallel.ParallelStep, ckpt, workdir, last_s
 
 # ------------------------------------------------------------------------------------ samples
 class SampleWriter:
-    """PNG grids of reconstructions, cross-generations and unconditional samples (image views)."""
+    """Labelled PNG grids (`data.figures`) of reconstructions, cross-generations and unconditional
+    samples of the drawable image views, each also written to TensorBoard as `samples/<name>`.
+
+    WORKDIR/samples/step_XXXXXXXX_<name>.png, from the first train.num_sample_examples test tuples:
+      reconstructions    rows = views; blocks "input", "reconstruction" (from the posterior means)
+      cross_generations  rows = source views; blocks "input", "to view d" (z ~ q(z | x_e), w_d from
+                         the prior); at most CROSS_EXAMPLES per block, so M + 1 blocks stay readable
+      unconditional      rows = views; columns = joint samples (a column shares one z)
+    """
+
+    CROSS_EXAMPLES = 4
 
     def __init__(self, config, cfg, info, workdir, writer: writers.MetricWriter):
         from idmvae_jax import data as data_lib
+        from idmvae_jax.data import figures
 
         self.cfg, self.workdir, self.writer = cfg, workdir, writer
         self.num = int(config.train.num_sample_examples)
         self.prior = config.train.get("sample_prior", "gaussian")
-        self.image_views = [m for m, v in enumerate(info.views) if v.kind == "image"]
+        self.image_views = [m for m, v in enumerate(info.views) if figures.is_drawable(v.kind, v.shape)]
         self.key = jax.random.fold_in(jax.random.key(config.seed), 2)
         self.xs = None
         if self.image_views:
@@ -96,7 +107,7 @@ class SampleWriter:
         if not self.image_views:
             return []
         from idmvae_jax import generation  # imported on first use: a run without samples never needs it
-        from idmvae_jax.data import images
+        from idmvae_jax.data import figures, images
 
         cfg, views, device = self.cfg, self.image_views, jax.local_devices()[0]
         params = jax.device_put(jax.tree.map(parallel.to_host, params), device)
@@ -106,18 +117,25 @@ class SampleWriter:
         recon = _jitted(generation.reconstruct, cfg)(params, xs)
         cross = _jitted(generation.cross_generate, cfg, prior=self.prior)(params, xs, k_cross)
         uncond = _jitted(generation.sample_unconditional, cfg, prior=self.prior, num=self.num)(params, k_uncond)
-        originals = [np.asarray(self.xs[m]) for m in views]
+        recon = {m: np.asarray(recon[m]) for m in views}  # on the host, the drawn views only
+        cross = {e: {d: np.asarray(cross[e][d]) for d in views} for e in views}
+        uncond = {m: np.asarray(uncond[m]) for m in views}
+        prior = f"{self.prior} prior"
         grids = {
-            "reconstructions": writers.image_grid(
-                [r for m in views for r in (np.asarray(self.xs[m]), np.asarray(recon[m]))]),
-            "cross_generations": writers.image_grid(
-                originals + [np.asarray(cross[e][d]) for e in views for d in views]),
-            "unconditional": writers.image_grid([np.asarray(uncond[m]) for m in views]),
+            "reconstructions": figures.reconstruction_grid(
+                self.xs, recon, views,
+                title=f"step {step}: reconstructions from the posterior means"),
+            "cross_generations": figures.cross_grid(
+                self.xs, cross, views, self.CROSS_EXAMPLES,
+                title=f"step {step}: cross-generations, z ~ q(z | x_e), w_d ~ {prior}"),
+            "unconditional": figures.sample_grid(
+                uncond, views,
+                title=f"step {step}: unconditional samples ({prior}), a column shares one z"),
         }
         paths = []
         for name, grid in grids.items():
             paths.append(images.save_png(storage.path(self.workdir) / "samples" / f"step_{step:08d}_{name}.png", grid))
-            self.writer.write_image(step, f"samples/{name}", grid)
+            self.writer.write_image(step, f"samples/{name}", figures.to_float(grid))
         return paths
 
 

@@ -180,17 +180,3 @@ class Progress:
     def report(self, step: int, scalars: Mapping[str, float], keys: Sequence[str] = ("total", "elbo")) -> None:
         if self.active:
             print(self.line(step, scalars, keys), file=self.stream, flush=True)
-
-
-# ------------------------------------------------------------------------------------ images
-def image_grid(rows: Sequence[np.ndarray], pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """Tiles rows of images into one (H, W, 3) float32 array in [0, 1].
-
-    rows: a list of R arrays (N, h, w, C) (C in {1, 3}; the same h, w, C for every row; floats in
-    [0, 1] or uint8)."""
-    from idmvae_jax.data import images  # (the data package imports tensorflow_datasets)
-
-    rows = [np.asarray(r) for r in rows]
-    rows = [r.astype(np.float32) / 255.0 if r.dtype == np.uint8 else r.astype(np.float32) for r in rows]
-    return images.tile([[np.clip(images.to_rgb(img), 0.0, 1.0) for img in row] for row in rows],
-                       pad=pad, fill=pad_value)
