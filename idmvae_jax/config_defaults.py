@@ -58,7 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # --- data: the fields of idmvae_jax.data.DataOptions (see that module for their meaning)
     c.data = ml_collections.ConfigDict(dict(
-        name="polymnist_quadrant_embedded", path="", cache_dir="", manual_dir="", image_size=0,
+        name="polymnist_quadrant_embedded", path="", cache_dir="", manual_dir="", image_size=0, digit_size=0,
         num_repetitions=4, seed=0, num_views=0, mnist_source="auto", tcga_split=0,
         cub_caption_length=32, cub_min_word_count=3, cub_latents_file="", cub_split_seed=0, latent_views="",
         allow_download=True, prefetch=4, decode_threads=1,

@@ -12,6 +12,7 @@ from scipy import stats
 
 from idmvae_jax import data
 from idmvae_jax.config_defaults import load_config
+from idmvae_jax.errors import DataError
 from idmvae_jax.data import embedded, polymnist_quadrant, preview
 
 EMBEDDED = dict(name="polymnist_quadrant_embedded", image_size=32, num_repetitions=1, seed=0)
@@ -50,18 +51,19 @@ def test_split_is_disjoint_stratified_by_mnist_index():
         np.testing.assert_array_equal(np.bincount(labels[rows[split]]), np.full(10, per_class))
 
 
-@pytest.mark.parametrize("image_size", [32, 64])
-def test_rendering_follows_the_spec(image_size):
+@pytest.mark.parametrize("image_size,digit_size", [(32, 0), (64, 0), (32, 24)])
+def test_rendering_follows_the_spec(image_size, digit_size):
     images, labels = embedded.load_digits()
     rows = np.arange(0, 5000, 125)  # 4 digits of every class
     backgrounds = embedded.load_backgrounds()
     views, plan = polymnist_quadrant.render_tuples(
         images[rows], labels[rows], backgrounds, image_size=image_size, num_views=5,
-        num_repetitions=2, seed=3, split="train")
-    half = image_size // 2
+        num_repetitions=2, seed=3, split="train", digit_size=digit_size)
+    half = digit_size or image_size // 2  # the digit's side; the far corner starts at S - D
+    far = image_size - half
     digits = data.images.resize_uint8(images[rows], half, half)
     scaled = polymnist_quadrant.scale_backgrounds(backgrounds, image_size)
-    offsets = {0: (0, half), 1: (0, 0), 2: (half, 0), 3: (half, half)}
+    offsets = {0: (0, far), 1: (0, 0), 2: (far, 0), 3: (far, far)}
     for t in range(plan.num_tuples):
         for m in range(5):
             row, col = offsets[int(plan.quadrant[t, m])]
@@ -81,6 +83,14 @@ def test_rendering_follows_the_spec(image_size):
             else:
                 np.testing.assert_array_equal(image[mask], 255 - crop[mask])
             assert labels[rows][plan.digit_row[t, m]] == plan.label[t]
+
+
+def test_digit_size_outside_the_canvas_is_refused_early():
+    with pytest.raises(ValueError, match="digit_size=40"):
+        polymnist_quadrant.resolved_digit_size(32, 40)
+    with pytest.raises(DataError, match="data.digit_size=8"):
+        data.DataOptions.from_config({"name": "polymnist_quadrant_embedded", "image_size": 32, "digit_size": 8})
+    assert polymnist_quadrant.resolved_digit_size(32, 0) == 16
 
 
 def test_upsampling_28_to_32_is_bilinear():

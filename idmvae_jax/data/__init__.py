@@ -36,6 +36,8 @@ Fields of ``config.data`` (all optional except `name`; missing ones take these d
                          CUB files); '' → download where that is possible.
   image_size       int   quadrant datasets: 64 (paper geometry) or 32 (digit at half the canvas);
                          cub: the side images are resized to. 0 → 64.
+  digit_size       int   quadrant datasets: the digit's side in px, pasted in the quadrant's
+                         corner (0 → half the canvas, the paper's geometry; up to image_size).
   num_repetitions  int   train repetitions of PolyMNIST-Quadrant (4).
   seed             int   generator seed of PolyMNIST-Quadrant (0); the batch order has its own seed
                          (`make_iterator(seed=...)`).

@@ -41,6 +41,7 @@ class DataOptions:
     cache_dir: str = ""
     manual_dir: str = ""
     image_size: int = 0  # 0 -> the dataset's default (64 for the quadrant datasets and CUB)
+    digit_size: int = 0  # quadrant datasets: the digit's side in px (0 -> half the canvas)
     num_repetitions: int = 4
     seed: int = 0
     num_views: int = 0  # 0 -> every view the dataset has
@@ -100,6 +101,11 @@ class DataOptions:
             raise DataError(
                 f"data.image_size={self.image_size} is not supported for {self.name}; use 64 (paper "
                 "geometry) or 32 (digit scaled to half the canvas).")
+        if self.name.startswith("polymnist_quadrant") and self.digit_size:
+            size = self.resolved_image_size
+            if not size // 2 <= self.digit_size <= size:
+                raise DataError(f"data.digit_size={self.digit_size} must be 0 (half the canvas, the "
+                                f"paper's geometry) or in [{size // 2}, {size}] for {size} px images.")
         if self.num_repetitions < 1:
             raise DataError(f"data.num_repetitions={self.num_repetitions} must be >= 1.")
         if not 0 <= self.tcga_split <= 4:

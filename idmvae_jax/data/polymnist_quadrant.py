@@ -4,9 +4,10 @@ A tuple has M views (5 in the paper). All views show a digit of the same class (
 factor, `y_shared`); each view independently draws its own MNIST image of that class, its quadrant
 (`y_private`, quadrant labels below) and its background crop. Per view-image:
 
-1. the 28×28 digit is resized to half the canvas (28→32 at 64 px, 28→16 at 32 px, bilinear);
-2. it is pasted into a zero S×S canvas at the quadrant's (row, col) offset:
-   label 0 → (0, S/2), 1 → (0, 0), 2 → (S/2, 0), 3 → (S/2, S/2);
+1. the 28×28 digit is resized to D×D, D = half the canvas (28→32 at 64 px, 28→16 at 32 px,
+   bilinear) unless `digit_size` asks for a larger digit (S/2 < D <= S, not the paper's geometry);
+2. it is pasted into a zero S×S canvas in the quadrant's corner, offset (row, col):
+   label 0 → (0, S−D), 1 → (0, 0), 2 → (S−D, 0), 3 → (S−D, S−D) (the quadrants when D = S/2);
 3. mask = canvas intensity > 16 (0–255 scale);
 4. an S×S crop at a random position of the view's background photo (photos are scaled by S/64
    first, so a 32 px tuple looks like a 64 px tuple at half resolution) is kept outside the mask;
@@ -37,10 +38,21 @@ SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _CHUNK = 1024
 
 
-def quadrant_offsets(image_size: int) -> np.ndarray:
-    """(row, col) offsets of the 4 quadrants, indexed by quadrant label: int (4, 2)."""
-    half = image_size // 2
-    return np.array([(0, half), (0, 0), (half, 0), (half, half)], dtype=np.int64)
+def quadrant_offsets(image_size: int, digit_size: int = 0) -> np.ndarray:
+    """(row, col) offsets of a digit_size (0: image_size / 2) digit in each of the 4 corners,
+    indexed by quadrant label: int (4, 2)."""
+    far = image_size - (digit_size or image_size // 2)
+    return np.array([(0, far), (0, 0), (far, 0), (far, far)], dtype=np.int64)
+
+
+def resolved_digit_size(image_size: int, digit_size: int = 0) -> int:
+    """The digit's side in pixels: `digit_size`, or half the canvas when it is 0; ValueError
+    outside [image_size / 2, image_size]."""
+    size = int(digit_size) or image_size // 2
+    if not image_size // 2 <= size <= image_size:
+        raise ValueError(f"digit_size={digit_size} must be 0 (half the canvas) or in "
+                         f"[{image_size // 2}, {image_size}] for a {image_size} px canvas")
+    return size
 
 
 def view_styles(num_views: int) -> tuple[str, ...]:
@@ -132,7 +144,7 @@ def render_view(digits: np.ndarray, quadrant: np.ndarray, background: np.ndarray
     """Renders n view-images.
 
     Args:
-      digits: uint8 (n, S/2, S/2), already resized digits.
+      digits: uint8 (n, D, D), already resized digits (D <= S).
       quadrant: int (n,) quadrant labels.
       background: uint8 (H, W, 3), this view's scaled background photo.
       crop_origin: int (n, 2) top-left (row, col) of each crop.
@@ -142,11 +154,11 @@ def render_view(digits: np.ndarray, quadrant: np.ndarray, background: np.ndarray
     Returns:
       uint8 (n, S, S, 3).
     """
-    n, half = digits.shape[0], digits.shape[1]
+    n, size = digits.shape[0], digits.shape[1]
     canvas = np.zeros((n, image_size, image_size), dtype=np.uint8)
-    for label, (row, col) in enumerate(quadrant_offsets(image_size)):
+    for label, (row, col) in enumerate(quadrant_offsets(image_size, size)):
         selected = quadrant == label
-        canvas[selected, row:row + half, col:col + half] = digits[selected]
+        canvas[selected, row:row + size, col:col + size] = digits[selected]
     mask = canvas > MASK_THRESHOLD
     windows = np.lib.stride_tricks.sliding_window_view(background, (image_size, image_size), axis=(0, 1))
     crops = windows[crop_origin[:, 0], crop_origin[:, 1]].transpose(0, 2, 3, 1)  # (n, S, S, 3)
@@ -160,7 +172,7 @@ def render_view(digits: np.ndarray, quadrant: np.ndarray, background: np.ndarray
 
 def generate_examples(digits: np.ndarray, labels: np.ndarray, digit_ids: np.ndarray,
                       backgrounds: Sequence[np.ndarray], *, image_size: int, num_views: int,
-                      num_repetitions: int, seed: int, split: str,
+                      num_repetitions: int, seed: int, split: str, digit_size: int = 0,
                       threads: int = 0) -> Iterator[tuple[int, dict]]:
     """Yields (key, example) for one split, examples ready for the TFDS builder.
 
@@ -174,13 +186,14 @@ def generate_examples(digits: np.ndarray, labels: np.ndarray, digit_ids: np.ndar
       num_repetitions: repetitions of the split (4 for train, 1 for val/test).
       seed: generator seed; the split's stream is SeedSequence([seed, SPLIT_CODES[split]]).
       split: 'train' | 'val' | 'test'.
+      digit_size: D, the digit's side (0 = S/2, the paper's geometry).
       threads: PNG-encoding threads (0 = encode in this thread).
 
     Example keys: x_0..x_{M-1} PNG bytes (S, S, 3); y_shared int; y_private int32 (M,) quadrants;
     mnist_index int64 (M,); index int64 (the key, 0..T-1 in order).
     """
     resized, scaled, plan, styles = _setup(digits, labels, backgrounds, image_size, num_views,
-                                           num_repetitions, seed, split)
+                                           num_repetitions, seed, split, digit_size)
     digit_ids = np.asarray(digit_ids, dtype=np.int64)
     executor = futures.ThreadPoolExecutor(threads) if threads > 0 else None
     try:
@@ -207,19 +220,20 @@ def generate_examples(digits: np.ndarray, labels: np.ndarray, digit_ids: np.ndar
 
 def render_tuples(digits: np.ndarray, labels: np.ndarray, backgrounds: Sequence[np.ndarray], *,
                   image_size: int, num_views: int, num_repetitions: int, seed: int,
-                  split: str) -> tuple[list[np.ndarray], TuplePlan]:
+                  split: str, digit_size: int = 0) -> tuple[list[np.ndarray], TuplePlan]:
     """The images of a split as arrays, M × uint8 (T, S, S, 3), with their plan.
 
     Same pixels as `generate_examples` (arguments as there); for tests and previews.
     """
     resized, scaled, plan, styles = _setup(digits, labels, backgrounds, image_size, num_views,
-                                           num_repetitions, seed, split)
+                                           num_repetitions, seed, split, digit_size)
     views = [render_view(resized[plan.digit_row[:, m]], plan.quadrant[:, m], scaled[m],
                          plan.crop_origin[:, m], styles[m], image_size) for m in range(num_views)]
     return views, plan
 
 
-def _setup(digits, labels, backgrounds, image_size, num_views, num_repetitions, seed, split):
+def _setup(digits, labels, backgrounds, image_size, num_views, num_repetitions, seed, split,
+           digit_size=0):
     """Resized digits, scaled backgrounds, the split's plan and the view styles."""
     if len(backgrounds) != num_views:
         raise ValueError(f"need {num_views} backgrounds, got {len(backgrounds)}")
@@ -227,7 +241,8 @@ def _setup(digits, labels, backgrounds, image_size, num_views, num_repetitions, 
         raise ValueError(f"image_size must be 64 or 32, got {image_size}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODES[split]]))
     scaled = scale_backgrounds(backgrounds, image_size)
-    resized = images.resize_uint8(np.asarray(digits, dtype=np.uint8), image_size // 2, image_size // 2)
+    size = resolved_digit_size(image_size, digit_size)
+    resized = images.resize_uint8(np.asarray(digits, dtype=np.uint8), size, size)
     plan = plan_tuples(labels, num_views, num_repetitions, [b.shape[:2] for b in scaled],
                        image_size, rng)
     return resized, scaled, plan, view_styles(num_views)

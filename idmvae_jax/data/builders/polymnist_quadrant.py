@@ -32,6 +32,7 @@ class PolymnistQuadrantSource(base.DatasetSource):
       digits: 'embedded' or 'idx'.
       idx_dir: folder with the idx files (manual_dir, or the download folder); for 'idx'.
       image_size: 64 or 32.
+      digit_size: the digit's side in pixels (0 = half the canvas, the paper's geometry).
       num_repetitions: train repetitions.
       seed: generator seed.
       name: the config name reported in DatasetInfo.
@@ -42,12 +43,13 @@ class PolymnistQuadrantSource(base.DatasetSource):
 
     def __init__(self, *, digits: str, idx_dir: str = "", image_size: int = 64,
                  num_repetitions: int = 4, seed: int = 0, name: str = "polymnist_quadrant",
-                 encode_threads: int = 2):
+                 encode_threads: int = 2, digit_size: int = 0):
         if digits not in ("embedded", "idx"):
             raise DataError(f"digits must be 'embedded' or 'idx', got {digits!r}")
         self.digits = digits
         self.idx_dir = idx_dir
         self.image_size = image_size
+        self.digit_size = digit_size
         self.num_repetitions = num_repetitions
         self.seed = seed
         self.name = name
@@ -67,8 +69,11 @@ class PolymnistQuadrantSource(base.DatasetSource):
         return files + sorted(self._idx_paths.values())
 
     def cache_params(self) -> dict[str, Any]:
-        return dict(digits=self.digits, image_size=self.image_size,
-                    num_repetitions=self.num_repetitions, seed=self.seed, num_views=NUM_VIEWS)
+        params = dict(digits=self.digits, image_size=self.image_size,
+                      num_repetitions=self.num_repetitions, seed=self.seed, num_views=NUM_VIEWS)
+        if self.digit_size and self.digit_size != self.image_size // 2:  # caches of the paper's
+            params["digit_size"] = self.digit_size                       # geometry keep their key
+        return params
 
     def validate(self) -> None:
         if self.digits == "embedded":
@@ -119,7 +124,7 @@ class PolymnistQuadrantSource(base.DatasetSource):
         yield from polymnist_quadrant.generate_examples(
             digits, labels, ids, embedded.load_backgrounds(), image_size=self.image_size,
             num_views=NUM_VIEWS, num_repetitions=self._repetitions(split), seed=self.seed,
-            split=split, threads=self.encode_threads)
+            split=split, digit_size=self.digit_size, threads=self.encode_threads)
 
 
 @base.register_builder

@@ -17,7 +17,7 @@ def make_source(options: DataOptions) -> base.DatasetSource:
 
         return PolymnistQuadrantSource(digits="embedded", image_size=options.resolved_image_size,
                                        num_repetitions=options.num_repetitions, seed=options.seed,
-                                       name=name)
+                                       name=name, digit_size=options.digit_size)
     if name == "polymnist_quadrant":
         from idmvae_jax.data.builders.polymnist_quadrant import PolymnistQuadrantSource, fetch_mnist
 
@@ -27,7 +27,7 @@ def make_source(options: DataOptions) -> base.DatasetSource:
         return PolymnistQuadrantSource(digits="idx", idx_dir=idx_dir,
                                        image_size=options.resolved_image_size,
                                        num_repetitions=options.num_repetitions, seed=options.seed,
-                                       name=name)
+                                       name=name, digit_size=options.digit_size)
     if name == "polymnist":
         from idmvae_jax.data.builders.polymnist import PolymnistSource
 
