@@ -437,6 +437,43 @@ class InfoNCETest(chex.TestCase):
         np.testing.assert_allclose(pv, [np_contrast(a[v], c[v], 0.5) for v in range(3)], rtol=2e-5, atol=2e-5)
 
 
+class InfoNCEChanceTest(parameterized.TestCase):
+    """cross_view_infonce_chance(M, B) = M log(2B - 1): the L_crossMI of scores that ignore the pairing."""
+
+    @parameterized.parameters((2, 1), (2, 4), (3, 5), (5, 32), (4, 7))
+    def test_constant_scores_give_the_chance_value(self, m, b):
+        mu_z = np.random.default_rng(m * 100 + b).normal(size=(m, b, 6)).astype(np.float32)
+        want = objective.cross_view_infonce_chance(m, b)
+        self.assertAlmostEqual(want, m * math.log(2 * b - 1), places=12)
+        for tau in (0.1, 1.0):
+            for c in (0.0, 3.5, -4.0):  # (float32: / tau keeps them below 40)
+                const = lambda a, q, c=c: jnp.full((a.shape[0], q.shape[0]), c, jnp.float32)  # noqa: E731
+                got = jax.jit(lambda x: objective.cross_view_infonce_loss(x, tau, const))(mu_z)
+                np.testing.assert_allclose(float(got), want, rtol=1e-5)
+        self.assertAlmostEqual(objective.cross_view_infonce_chance(5, 32), 20.7157, places=4)  # docs' 5 log 63
+
+    def test_random_codes_sit_at_or_just_above_chance(self):
+        """An untrained cosine critic on codes unrelated across views: near the chance value and,
+        on average, not below it (log-sum-exp >= mean + log n)."""
+        m, b, d = 5, 32, 64
+        want = objective.cross_view_infonce_chance(m, b)
+        fn = jax.jit(lambda x: objective.cross_view_infonce_loss(x, 1.0))
+        got = np.array([float(fn(np.random.default_rng(s).normal(size=(m, b, d)).astype(np.float32)))
+                        for s in range(8)])
+        np.testing.assert_allclose(got, want, rtol=0.01)
+        self.assertGreater(got.mean(), want)
+
+    def test_loss_fn_with_a_constant_critic_is_at_chance(self):
+        """Through loss_fn: L_crossMI with a critic that scores every pair alike is M log(2B - 1)."""
+        _, params, batch, *_ = numeric_setup()
+        m, b = len(NUMERIC_MODEL.views), batch["x"][0].shape[0]
+        cfg = IDMVAEConfig(NUMERIC_MODEL, FULL_LOSS)
+        const = lambda a, q: jnp.zeros((a.shape[0], q.shape[0]), jnp.float32)  # noqa: E731
+        fn = fast_jit(lambda p, x, k: training_loss.loss_fn(p, x, k, cfg, critic_z=const))
+        _, aux = fn(params, batch, jax.random.key(7))
+        np.testing.assert_allclose(float(aux["cross_mi"]), objective.cross_view_infonce_chance(m, b), rtol=1e-6)
+
+
 # ====================================================================================== ELBO pieces
 class ElboReductionTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)

@@ -47,10 +47,20 @@ def runs(tmp_path_factory, gcs_emulator):
     data_dir = tmp_path_factory.getbasetemp().parent / "idmvae_data"  # shared by xdist workers
     a = tmp_path_factory.mktemp("run_a")
     b = f"gs://{gcs_emulator.bucket}/{tmp_path_factory.mktemp('run_b').name}"
-    state_a = loop.train_and_evaluate(tiny_config(data_dir, 4, sample_every=4), str(a))
+    console, line = [], writers.Progress.line
+
+    def recorded_line(self, step, scalars, steps_per_sec=None):
+        console.append((step, line(self, step, scalars, steps_per_sec)))
+        return console[-1][1]
+
+    writers.Progress.line = recorded_line  # (a module fixture: no monkeypatch)
+    try:
+        state_a = loop.train_and_evaluate(tiny_config(data_dir, 4, sample_every=4), str(a))
+    finally:
+        writers.Progress.line = line
     loop.train_and_evaluate(tiny_config(data_dir, 2), b)
     state_b = loop.train_and_evaluate(tiny_config(data_dir, 4, sample_every=4), b)
-    return dict(data_dir=data_dir, a=a, b=b, state_a=state_a, state_b=state_b)
+    return dict(data_dir=data_dir, a=a, b=b, state_a=state_a, state_b=state_b, console_a=console)
 
 
 def host(tree):
@@ -94,6 +104,25 @@ def test_run_outputs(runs):
     samples = sorted(os.listdir(os.path.join(a, "samples")))
     assert samples == ["step_00000004_cross_generations.png", "step_00000004_reconstructions.png",
                        "step_00000004_unconditional.png"]
+
+
+def test_console_lines_show_every_term_chance_and_metrics_jsonl_rate(runs):
+    """One plain line per log step: the terms of metrics.jsonl, cross_mi against M log(2B - 1),
+    and the steps/s that metrics.jsonl records for the same step."""
+    from idmvae_jax import objective
+
+    records = {r["step"]: r for r in writers.read_metrics(str(runs["a"]))}
+    config = tiny_config(runs["data_dir"], 4)
+    chance = objective.cross_view_infonce_chance(config.data.num_views, config.train.batch_size)
+    assert [step for step, _ in runs["console_a"]] == [2, 4]
+    for step, text in runs["console_a"]:
+        record = records[step]
+        assert "\r" not in text and "\x1b" not in text and "\n" not in text
+        for key in ("total", "elbo", "recon", "kl", "cross_mi", "genaug", "grad_norm"):
+            assert f"{key}={writers.format_value(record[key])}" in text, key
+        assert "diffusion=" not in text  # weight 0 in this config
+        assert f"cross_mi={writers.format_value(record['cross_mi'])} (chance {chance:.4g})" in text
+        assert f"| {writers.format_value(record['steps_per_sec'])} steps/s |" in text
 
 
 def test_nan_stops_cleanly_with_last_good_checkpoint_intact(runs, tmp_path):

@@ -113,6 +113,21 @@ def test_pmap_matches_jit_with_the_centered_critic():
     assert_trees_close(final.params, ref_final.params)
 
 
+def test_cross_mi_chance_is_over_the_global_batch_on_eight_devices(setup):
+    """With a critic that scores every pair alike, the 8-device step's cross_mi is the chance
+    value of the global batch, M log(2B - 1) with B = 16, not of a device's shard of 2: the loss
+    all-gathers the codes, so the console's chance uses train.batch_size."""
+    import functools
+
+    from idmvae_jax import objective
+
+    _, cfg, opt = setup
+    const = lambda a, b: jnp.zeros((a.shape[0], b.shape[0]), jnp.float32)  # noqa: E731
+    _, history = run(cfg, opt, "jit", 8, random_batches(n=1), loss_fn=functools.partial(loss_fn, critic_z=const))
+    np.testing.assert_allclose(history[0]["cross_mi"], objective.cross_view_infonce_chance(3, BATCH), rtol=1e-6)
+    assert abs(history[0]["cross_mi"] - objective.cross_view_infonce_chance(3, BATCH // 8)) > 1.0
+
+
 def test_step_key_is_fold_in_of_base_key_and_step():
     state = ts.init_state({}, ts.make_optimizer(small_config().train), jax.random.fold_in(jax.random.key(3), 1))
     state = state._replace(step=jnp.asarray(5, jnp.int32))

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from idmvae_jax import storage
-from idmvae_jax.training.writers import _format_duration as format_duration
+from idmvae_jax.training.writers import format_duration
 from idmvae_jax.evaluation.arrays import view_labels
 from idmvae_jax.evaluation.classifiers import (FORMAT_VERSION, ClassifierConfig, ViewClassifiers,
                                                as_model_input, make_apply_fn, make_model, view_kind)

@@ -16,11 +16,13 @@ from idmvae_jax.objective.diffusion import diffusion_prior_loss, sample_latent_p
 from idmvae_jax.objective.elbo import ElboTerms, elbo_log_weights, elbo_terms, iwae_looser_loss
 from idmvae_jax.objective.genaug import genaug_loss, posterior_samples, swapped_codes
 from idmvae_jax.objective.global_batch import GlobalBatch, roll_batch
-from idmvae_jax.objective.infonce import contrast_from_scores, cross_view_infonce_loss, infonce, per_view_contrast
+from idmvae_jax.objective.infonce import (contrast_from_scores, cross_view_infonce_chance, cross_view_infonce_loss,
+                                          infonce, per_view_contrast)
 from idmvae_jax.objective.noise import Draw, draw_example_noise
 
 __all__ = [
-    "Draw", "ElboTerms", "GlobalBatch", "contrast_from_scores", "cross_view_infonce_loss", "diffusion_prior_loss",
-    "draw_example_noise", "elbo_log_weights", "elbo_terms", "genaug_loss", "infonce", "iwae_looser_loss",
-    "per_view_contrast", "posterior_samples", "roll_batch", "sample_latent_priors", "swapped_codes",
+    "Draw", "ElboTerms", "GlobalBatch", "contrast_from_scores", "cross_view_infonce_chance",
+    "cross_view_infonce_loss", "diffusion_prior_loss", "draw_example_noise", "elbo_log_weights", "elbo_terms",
+    "genaug_loss", "infonce", "iwae_looser_loss", "per_view_contrast", "posterior_samples", "roll_batch",
+    "sample_latent_priors", "swapped_codes",
 ]

@@ -5,6 +5,7 @@ the scores are divided by the temperature.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
@@ -63,3 +64,28 @@ def cross_view_infonce_loss(mu_z: jax.Array, temperature: float = 1.0, critic: S
     off_diagonal = 1.0 - jnp.eye(m)
     # sum over ordered pairs of -Contrast(i, j) = -sum_{i != j} mean_b anchor[i, j, b]
     return -jnp.sum(jnp.mean(anchor, axis=-1) * off_diagonal) / (m - 1)
+
+
+def cross_view_infonce_chance(num_views: int, batch_size: int) -> float:
+    """L_crossMI of a critic that knows nothing of the pairing: M · log(2B − 1).
+
+    With every score equal (s_pq = c), each anchor of view i in pair (i, j) has the positive
+    e^c over a denominator of 2B − 1 equal terms (its B − 1 own-view others and the B codes of
+    view j, `cross_view_infonce_loss`), so -Contrast(i, j) = log(2B − 1) for every pair, and
+
+        L_crossMI = (1/(M−1)) · M(M−1) · log(2B − 1) = M · log(2B − 1)
+
+    (5 · log 63 = 20.72 for M = 5, B = 32), whatever the temperature. For scores that vary but do
+    not depend on the pairing (an untrained critic on codes that carry no pairing) the expected loss
+    is at or just above this value (log-sum-exp >= mean + log n); below it the shared codes tell
+    the pairs apart.
+
+    batch_size: the B the contrast sees, which in training is the GLOBAL batch
+    (`train.batch_size`, over all devices and processes): under data parallelism the loss
+    all-gathers mu_z over the 'data' axis before the contrast (`GlobalBatch.gather` with
+    shard_map or pmap; jit's 'auto' partitioner sees the global arrays), so every anchor has the
+    2B − 2 negatives of the whole batch, not those of its device's shard.
+    """
+    if num_views < 2 or batch_size < 1:
+        raise ValueError(f"need num_views >= 2 and batch_size >= 1, got {num_views}, {batch_size}")
+    return num_views * math.log(2 * batch_size - 1)

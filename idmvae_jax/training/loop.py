@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from idmvae_jax import build
+from idmvae_jax import objective
 from idmvae_jax.errors import ConfigError
 from idmvae_jax import storage
 from idmvae_jax.training import checkpointing
@@ -228,7 +229,11 @@ def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn) -> Any:
         def next_batch():
             return next(iterator) if k == 1 else [next(iterator) for _ in range(k)]
 
-        progress = writers.Progress(num_steps, start, active=is_main)
+        lc = cfg.loss
+        weights = {"cross_mi": lc.cross_mi_weight, "genaug": lc.genaug_weight, "diffusion": lc.diffusion_weight}
+        progress = writers.Progress(
+            num_steps, start, active=is_main, hide=[name for name, w in weights.items() if not w],
+            chance={"cross_mi": objective.cross_view_infonce_chance(cfg.model.num_views, tc.batch_size)})
         step_fn = pstep.step
         step = start
         t_log, s_log = None, start
@@ -265,7 +270,7 @@ def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn) -> Any:
                         t_log, s_log = now, step
                     writer.write_scalars(step, scalars)
                     lock.heartbeat()
-                    progress.report(step, scalars)
+                    progress.report(step, scalars, scalars.get("steps_per_sec"))  # metrics.jsonl's rate
                 t_aside = time.perf_counter()  # checkpoint/sample time is not counted in steps_per_sec
                 stop = stop_watch.should_stop((step - start) // k)  # the same count on every process
                 if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == num_steps or stop:

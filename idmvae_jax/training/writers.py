@@ -144,39 +144,94 @@ def read_metrics(workdir: storage.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _format_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-class Progress:
-    """Console progress lines with throughput and ETA (process 0 only)."""
+# The console's order of the step's scalars; any others follow in name order.
+CONSOLE_TERMS = ("total", "elbo", "recon", "kl", "cross_mi", "genaug", "diffusion", "grad_norm")
+# Throughput, shown once at the end of the line rather than as a term.
+_RATE_KEYS = ("steps_per_sec", "examples_per_sec")
 
-    def __init__(self, total_steps: int, start_step: int = 0, active: bool = True, stream=None):
+
+def format_value(x) -> str:
+    """4 significant digits; magnitudes in [1e4, 1e7) as whole numbers (no exponent)."""
+    x = float(x)
+    if math.isfinite(x) and 1e4 <= abs(x) < 1e7:
+        return f"{x:.0f}"
+    return f"{x:.4g}"
+
+
+class Progress:
+    """Console progress lines, one per log step (process 0 only), plain text (no \\r, no escape codes).
+
+    step 4/6 ( 66.7%) | total=12805 elbo=11059 recon=11051 kl=3.132 cross_mi=17.51 (chance 17.17)
+        genaug=17.27 grad_norm=1736 | 2.148 steps/s | elapsed 00:20 | ETA 00:13
+
+    (one line; the `tiny` config). Terms: every scalar of the step in CONSOLE_TERMS order, then any others by name,
+    less `hide` (terms whose weight is 0, which read 0); `chance` maps a term to the value it takes
+    with an uninformative critic (`objective.cross_view_infonce_chance` for cross_mi), shown after it.
+
+    Two clocks, on purpose:
+    - steps/s is the number passed in (`steps_per_sec`), the same one metrics.jsonl records: steps
+      over the time since the previous log step, with checkpoint and sample time left out, so it
+      measures training alone.
+    - ETA and elapsed are wall time since `start`, checkpoints and sample grids included: the ETA is
+      (steps left) / (steps done / wall seconds), when the command will finish training.
+    extra_seconds > 0 (an estimate of work after training, e.g. an evaluation) is shown after the
+    ETA as `(+ <extra_label> ~mm:ss)`.
+    """
+
+    def __init__(self, total_steps: int, start_step: int = 0, active: bool = True, stream=None, *,
+                 terms: Sequence[str] = CONSOLE_TERMS, hide: Sequence[str] = (),
+                 chance: Optional[Mapping[str, float]] = None, extra_seconds: float = 0.0,
+                 extra_label: str = "evaluation"):
         self.total = int(total_steps)
         self.start_step = int(start_step)
         self.active = active
         self.stream = stream or sys.stdout
+        self.terms, self.hide = tuple(terms), frozenset(hide)
+        self.chance = dict(chance or {})
+        self.extra_seconds, self.extra_label = float(extra_seconds), extra_label
         self._t0: Optional[float] = None
         self._s0 = int(start_step)
 
     def start(self, step: int) -> None:
-        """Starts the clock (call after compilation so the ETA is not skewed by it)."""
+        """Starts the wall clock (call after compilation so the ETA is not skewed by it)."""
         self._t0, self._s0 = time.perf_counter(), int(step)
 
-    def line(self, step: int, scalars: Mapping[str, float], keys: Sequence[str] = ("total", "elbo")) -> str:
+    def _shown(self, scalars: Mapping[str, float]) -> list[str]:
+        numeric = {k for k, v in scalars.items() if isinstance(v, (int, float, np.number))}
+        known = [k for k in self.terms if k in numeric]
+        others = sorted(numeric - set(self.terms) - set(_RATE_KEYS))
+        return [k for k in known + others if k not in self.hide]
+
+    def line(self, step: int, scalars: Mapping[str, float], steps_per_sec: Optional[float] = None) -> str:
+        """The line of log step `step`; steps_per_sec: metrics.jsonl's rate (default: scalars'
+        `steps_per_sec`; `--` when there is none, e.g. the first log step right after compilation)."""
         elapsed = time.perf_counter() - (self._t0 or time.perf_counter())
         done = step - self._s0
-        rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
-        eta = (self.total - step) / rate if rate == rate and rate > 0 else float("nan")
+        wall_rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
+        eta = (self.total - step) / wall_rate if wall_rate == wall_rate and wall_rate > 0 else float("nan")
+        if steps_per_sec is None:
+            steps_per_sec = scalars.get("steps_per_sec")
+        rate = format_value(steps_per_sec) if steps_per_sec is not None else "--"
         pct = 100.0 * step / max(self.total, 1)
-        terms = " ".join(f"{k}={scalars[k]:.4g}" for k in keys if k in scalars)
-        eta_s = _format_duration(eta) if eta == eta else "--:--"
-        return (f"step {step}/{self.total} ({pct:5.1f}%) {terms} | {rate:.2f} steps/s | "
-                f"elapsed {_format_duration(elapsed)} | ETA {eta_s}")
+        parts = []
+        for k in self._shown(scalars):
+            part = f"{k}={format_value(scalars[k])}"
+            if k in self.chance:
+                part += f" (chance {format_value(self.chance[k])})"
+            parts.append(part)
+        eta_s = format_duration(eta) if eta == eta else "--:--"
+        if self.extra_seconds > 0:
+            eta_s += f" (+ {self.extra_label} ~{format_duration(self.extra_seconds)})"
+        return (f"step {step}/{self.total} ({pct:5.1f}%) | {' '.join(parts)} | {rate} steps/s | "
+                f"elapsed {format_duration(elapsed)} | ETA {eta_s}")
 
-    def report(self, step: int, scalars: Mapping[str, float], keys: Sequence[str] = ("total", "elbo")) -> None:
+    def report(self, step: int, scalars: Mapping[str, float], steps_per_sec: Optional[float] = None) -> None:
         if self.active:
-            print(self.line(step, scalars, keys), file=self.stream, flush=True)
+            print(self.line(step, scalars, steps_per_sec), file=self.stream, flush=True)
