@@ -58,7 +58,8 @@ def main(argv):
             from idmvae_jax.evaluation import run as evaluation
 
             evaluation.prepare_classifiers(FLAGS.config, FLAGS.workdir)
-        loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        after = (lambda step_s: evaluation.estimate_seconds(FLAGS.config, step_s)) if FLAGS.evaluate else None
+        loop.train_and_evaluate(FLAGS.config, FLAGS.workdir, after_training=after)
         if FLAGS.evaluate:
             evaluation.evaluate(FLAGS.config, FLAGS.workdir)
     except errors.UserError as error:

@@ -17,6 +17,7 @@
 #   OUT    output prefix of collect (default docs/results_mini)
 #   README the file whose results block collect rewrites (default README.md; empty: none)
 #   CONFIG the config (default configs/polymnist_quadrant.py:mini)
+#   RUN_NAMES  the runs, space-separated (default: the RUNS below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${ROOT:-workdirs/reproduce_mini}"
@@ -25,6 +26,7 @@ README="${README-README.md}"
 CONFIG="${CONFIG:-configs/polymnist_quadrant.py:mini}"
 RUNS=(idmvae_seed0 mmvaeplus_seed0 diffusion_seed0 no_crossmi_seed0 no_genaug_seed0
       idmvae_seed1 mmvaeplus_seed1 idmvae_seed2 mmvaeplus_seed2)
+if [[ -n "${RUN_NAMES:-}" ]]; then read -ra RUNS <<< "$RUN_NAMES"; fi
 
 finished() {  # eval/metrics.json exists and is newer than every checkpoint
   local wd="$1"

@@ -73,12 +73,12 @@ def test_rate_is_the_passed_steps_per_sec_and_the_eta_is_wall_time(monkeypatch):
 
 def test_extra_seconds_after_the_eta(monkeypatch):
     progress = _started(monkeypatch=monkeypatch, total=100, elapsed=5.0, extra_seconds=754.0)
-    assert progress.line(10, SCALARS).endswith("| ETA 00:45 (+ evaluation ~12:34)")
+    assert progress.line(10, SCALARS).endswith("| ETA 13:19 (training 00:45 + evaluation ~12:34)")
     plain = _started(monkeypatch=monkeypatch, total=100, elapsed=5.0)
     assert plain.line(10, SCALARS).endswith("| ETA 00:45")
     labelled = _started(monkeypatch=monkeypatch, total=100, elapsed=5.0, extra_seconds=3725.0,
                         extra_label="eval")
-    assert labelled.line(10, SCALARS).endswith("| ETA 00:45 (+ eval ~1:02:05)")
+    assert labelled.line(10, SCALARS).endswith("| ETA 1:02:50 (training 00:45 + eval ~1:02:05)")
 
 
 def test_report_writes_plain_lines(monkeypatch):

@@ -182,6 +182,36 @@ def prepare_classifiers(config, workdir: storage.PathLike) -> None:
         config, info, train, test, label_classifiers.classifier_cache_dir(config, workdir))
 
 
+# Fixed costs of an evaluation beside its model passes (loading the data, the probes' logistic
+# regressions, the figures), as a factor on the passes' time: measured on `quick` (2 CPU cores,
+# 67 s against 29 s of passes estimated from the train step's time).
+EVAL_OVERHEAD = 2.3
+
+
+def estimate_seconds(config, step_seconds: float) -> float:
+    """A rough estimate of `evaluate`'s duration after training (classifiers cached), from the
+    measured seconds of one train step; what `main --evaluate` adds to the training's ETA.
+
+    The evaluation runs V = (K + 1)(num_fit + N) M encoder passes (the probes at K kept checkpoints
+    and at the last) and N (M^2 + 2M) decoder passes (coherence: every view from every view, from
+    the private codes, unconditional) on the N evaluation tuples; a train step runs about
+    3 B (M + M^2) passes (forward and backward, every view encoded and decoded from every view):
+
+        seconds ~ EVAL_OVERHEAD * step_seconds * V / (3 B (M + M^2))
+    """
+    from idmvae_jax.data import get_dataset_info
+
+    info = get_dataset_info(config.data)
+    tc, e, m = config.train, config.eval, info.num_views
+    n_eval = int(info.splits.get(str(e.get("split", "test")), 0))
+    num_fit = int(e.num_fit) if int(e.num_fit) > 0 else int(info.splits.get("train", 0))
+    k = 0
+    if bool(e.get("probe_curve", True)) and tc.checkpoint_every:
+        k = min(int(tc.keep_checkpoints) or 10**9, -(-int(tc.num_steps) // int(tc.checkpoint_every)))
+    passes = (k + 1) * (num_fit + n_eval) * m + n_eval * (m * m + 2 * m)
+    return EVAL_OVERHEAD * float(step_seconds) * passes / (3.0 * int(tc.batch_size) * (m + m * m))
+
+
 def reference_curves(config) -> Tuple[list, Optional[str]]:
     """(the reference probe curves of eval.baseline_results, a note when it names a file that is
     not there)."""

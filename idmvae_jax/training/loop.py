@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
@@ -156,10 +156,14 @@ def _jitted(fn, cfg, **kwargs):
 
 
 # ------------------------------------------------------------------------------------ the loop
-def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None) -> Any:
+def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None,
+                       after_training: Optional[Callable[[float], float]] = None) -> Any:
     """Trains (or resumes) the run of `config` in `workdir`; returns the final canonical TrainState.
 
     loss_fn: optional replacement objective (tests inject faults with it); default `training.loss.loss_fn`.
+    after_training: optional estimate of the seconds the command spends after training (an
+      evaluation), given the measured seconds per training step; the console's ETA then covers
+      both (`writers.Progress`).
     Raises NonFiniteLossError when a loss term becomes NaN/inf (checkpoints before it stay intact),
     preemption.Preempted after checkpointing when SIGTERM/SIGINT/SIGUSR1 asked the run to stop,
     workdir_lock.WorkdirLockedError when another live run holds the workdir.
@@ -167,10 +171,10 @@ def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None) -> An
     workdir = storage.check_writable(workdir)
     is_main = jax.process_index() == 0
     with workdir_lock.WorkdirLock(workdir, active=is_main) as lock:
-        return _train(config, workdir, lock, loss_fn)
+        return _train(config, workdir, lock, loss_fn, after_training)
 
 
-def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn) -> Any:
+def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn, after_training=None) -> Any:
     """train_and_evaluate once the workdir is checked and locked."""
     from idmvae_jax import data as data_lib
 
@@ -270,6 +274,8 @@ def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn) -> Any:
                         t_log, s_log = now, step
                     writer.write_scalars(step, scalars)
                     lock.heartbeat()
+                    if after_training is not None and scalars.get("steps_per_sec"):
+                        progress.extra_seconds = after_training(1.0 / scalars["steps_per_sec"])
                     progress.report(step, scalars, scalars.get("steps_per_sec"))  # metrics.jsonl's rate
                 t_aside = time.perf_counter()  # checkpoint/sample time is not counted in steps_per_sec
                 stop = stop_watch.should_stop((step - start) // k)  # the same count on every process

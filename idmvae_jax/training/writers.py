@@ -181,8 +181,9 @@ class Progress:
       measures training alone.
     - ETA and elapsed are wall time since `start`, checkpoints and sample grids included: the ETA is
       (steps left) / (steps done / wall seconds), when the command will finish training.
-    extra_seconds > 0 (an estimate of work after training, e.g. an evaluation) is shown after the
-    ETA as `(+ <extra_label> ~mm:ss)`.
+    extra_seconds > 0 (an estimate of work after training, e.g. an evaluation; settable between
+    reports) makes the ETA that of the whole command: `ETA 07:10 (training 05:40 + evaluation
+    ~01:30)`.
     """
 
     def __init__(self, total_steps: int, start_step: int = 0, active: bool = True, stream=None, *,
@@ -227,8 +228,9 @@ class Progress:
                 part += f" (chance {format_value(self.chance[k])})"
             parts.append(part)
         eta_s = format_duration(eta) if eta == eta else "--:--"
-        if self.extra_seconds > 0:
-            eta_s += f" (+ {self.extra_label} ~{format_duration(self.extra_seconds)})"
+        if self.extra_seconds > 0 and eta == eta:  # one ETA for the whole command
+            eta_s = (f"{format_duration(eta + self.extra_seconds)} (training {eta_s} + "
+                     f"{self.extra_label} ~{format_duration(self.extra_seconds)})")
         return (f"step {step}/{self.total} ({pct:5.1f}%) | {' '.join(parts)} | {rate} steps/s | "
                 f"elapsed {format_duration(elapsed)} | ETA {eta_s}")
 
