@@ -16,6 +16,7 @@
 #   ROOT   where the workdirs live (default workdirs/reproduce_mini)
 #   OUT    output prefix of collect (default docs/results_mini)
 #   README the file whose results block collect rewrites (default README.md; empty: none)
+#   README_BLOCK  which block: <!-- results-BLOCK:start/end --> (default mini)
 #   CONFIG the config (default configs/polymnist_quadrant.py:mini)
 #   RUN_NAMES  the runs, space-separated (default: the RUNS below)
 set -euo pipefail
@@ -75,7 +76,7 @@ case "$cmd" in
     for run in "${@:-${RUNS[@]}}"; do run_one "$run"; done ;;
   collect|render)
     pre=(); [[ -f "${OUT}_preamble.md" ]] && pre=("--preamble=${OUT}_preamble.md")
-    [[ -n "$README" ]] && pre+=("--readme=$README")
+    [[ -n "$README" ]] && pre+=("--readme=$README" "--readme_block=${README_BLOCK:-mini}")
     if [[ "$cmd" == collect ]]; then src=("--root=$ROOT"); else src=(--from_json); fi
     python -m idmvae_jax.tools.results "${src[@]}" --out="$OUT" "${pre[@]}" ;;
   list)

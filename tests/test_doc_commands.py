@@ -31,6 +31,8 @@ NOT_RUN = (
     ("tensorboard", "a server; the event files it reads are checked in tests/test_train.py"),
     ("launch/reproduce_mini.sh", "hours of training, and collect/render rewrite the committed results "
                                  "page; tests/test_results.py checks collect and render"),
+    ("launch/reproduce_quick.sh", "six runs of the README's first command, and collect rewrites the "
+                                  "committed results page; tests/test_results.py checks collect"),
     ("launch/train_curve.sh", "one piece is a training run plus an evaluation; tests/test_launch.py "
                               "checks the pieces it starts and its resuming with a fake python"),
     ("launch/multiprocess_local.sh", "two processes compiling at once hold both CI cores for a minute; "
@@ -81,13 +83,13 @@ EVAL_SHORT = " --config.eval.classifier_steps=2 --config.data.num_views=2"
 
 
 def adapt(command: str, tmp: str, bucket: str = "") -> str:
-    """`:mini` → `:tiny`, workdirs/X and /tmp/X → TMP/X, previews of 4 tuples, and trainings and
+    """`:mini` and `:quick` → `:tiny`, workdirs/X and /tmp/X → TMP/X, previews of 4 tuples, and trainings and
     evaluations shortened (TRAIN_SHORT, EVAL_SHORT).
 
     With `bucket` (a gs:// URL on the GCS emulator), the workdirs of training, evaluation and
     launch/local.sh go there instead (workdirs/X → BUCKET/X): the README's job then runs end to
     end on a bucket workdir, as on a pod; every other test uses local workdirs."""
-    command = command.replace(":mini", ":tiny")
+    command = command.replace(":mini", ":tiny").replace(":quick", ":tiny")
     if bucket and command.startswith(("python -m idmvae_jax.main", "python -m idmvae_jax.evaluate",
                                       "launch/local.sh")):
         command = re.sub(r"(?<![\w/])workdirs/([\w.]+)", lambda m: f"{bucket}/{m.group(1)}", command)
@@ -96,9 +98,26 @@ def adapt(command: str, tmp: str, bucket: str = "") -> str:
         command += " --num_tuples=4"  # the tiny config's data: the cache the tiny trainings use
     elif command.startswith(("python -m idmvae_jax.main", "launch/")):
         command += TRAIN_SHORT
+        if " --evaluate" in command:
+            command += EVAL_SHORT.replace(" --config.data.num_views=2", "")
     elif command.startswith("python -m idmvae_jax.evaluate"):
         command += EVAL_SHORT
     return command
+
+
+REPORT_SECTIONS = ("# Evaluation report", "## Learning curve: latent probes at every checkpoint",
+                   "![probe_curve.png](probe_curve.png)", "## Classifiers (test accuracy)",
+                   "## Latent linear probes", "## Coherence", "## Fréchet distances", "## Figures",
+                   "![cross_generation_gaussian.png]", "![samples_gaussian.png]", "![latents.png]",
+                   "## All metrics")
+
+
+def check_report_sections(text: str, smoke_test: bool) -> None:
+    """Every section of an evaluation report is there, in order (and the smoke-test note)."""
+    positions = [text.find(section) for section in REPORT_SECTIONS]
+    missing = [s for s, p in zip(REPORT_SECTIONS, positions) if p < 0]
+    assert not missing and positions == sorted(positions), (missing, text[:3000])
+    assert ("**Smoke test.**" in text) == smoke_test, text[:1000]
 
 
 def test_every_doc_command_is_run_or_explained():
@@ -123,7 +142,7 @@ def test_runnable_doc_commands_run(tmp_path, gcs_emulator):
     if jax.config.jax_compilation_cache_dir:  # conftest's compilation cache, shared
         env.update(JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
-    ran, bucket = [], f"gs://{gcs_emulator.bucket}/{tmp_path.name}"
+    ran, evaluated, bucket = [], [], f"gs://{gcs_emulator.bucket}/{tmp_path.name}"
     for doc, command in runnable_commands():
         cmd = adapt(command, str(tmp_path), bucket)
         out = subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -133,14 +152,19 @@ def test_runnable_doc_commands_run(tmp_path, gcs_emulator):
             assert not noise, (cmd, noise)
         if cmd.startswith("launch/local.sh"):  # the README's run again: resumed, already finished
             assert "nothing to do" in out.stderr + out.stdout, out.stderr[-3000:]
-        if cmd.startswith("python -m idmvae_jax.evaluate"):  # the README: its last line is the report
+        if cmd.startswith("python -m idmvae_jax.evaluate") or " --evaluate" in cmd:
+            # the README's first command (main --evaluate) and the evaluation CLI: the last line
+            # printed is the report, which has every section
             report = out.stdout.strip().splitlines()[-1]
-            assert report == f"{bucket}/mini/eval/report.md" and storage.path(report).read_text()
+            workdir = re.search(r"--workdir=(\S+)", cmd).group(1)
+            assert report == f"{workdir}/eval/report.md", (report, cmd)
+            check_report_sections(storage.path(report).read_text(), smoke_test=True)
             # every metric of a Gaussian-prior run with shared and private labels, in its range
-            check_metrics(f"{bucket}/mini/eval/metrics.json",
+            check_metrics(f"{workdir}/eval/metrics.json",
                           [k for k in REQUIRED if not k.endswith("_diffusion")], num_classes=10)
             # launch/train_curve.sh reads the evaluated checkpoint's step from this log line
             assert re.search(r" at step 2 on \d+ device", out.stdout), out.stdout[-3000:]
+            evaluated.append(workdir)
         ran.append(cmd)
     assert any("idmvae_jax.main" in c for c in ran) and any("idmvae_jax.evaluate" in c for c in ran)
-    assert storage.path(f"{bucket}/mini/eval/metrics.json").exists()  # the README's job, on tiny
+    assert f"{bucket}/quick" in evaluated  # the README's first command, on tiny, in a bucket

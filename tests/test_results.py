@@ -196,3 +196,27 @@ def test_curves_are_seed_means_and_stds_at_the_steps_every_seed_has(tmp_path):
     assert mean == pytest.approx(table[:, 1].mean()) and std == pytest.approx(table[:, 1].std(ddof=1))
     assert ref.at("probe/z_shared", 400) is None
     assert baseline.resolve(str(path)) == str(path) and baseline.resolve("no/such/results.json") is None
+
+
+def test_curves_figure_and_a_named_readme_block(tmp_path):
+    """write() draws the variants' curves into PREFIX_figures/probe_curves.png; --readme_block
+    rewrites only its own block (the quick block beside an untouched mini block)."""
+    root = tmp_path / "runs"
+    for variant, z in (("idmvae", 0.4), ("mmvaeplus", 0.2)):
+        for seed in (0, 1):
+            wd = _run(root, f"{variant}_seed{seed}", {"probe/z_shared": z})
+            (wd / "eval" / "probe_curve.json").write_text(json.dumps(
+                [{"step": s, "probe/z_shared": z * s / 200 + 0.01 * seed, "probe/w_private": 0.9} for s in (100, 200)]))
+    prefix = str(tmp_path / "out" / "results_quick")
+    os.makedirs(os.path.dirname(prefix))
+    res = results.write(str(root), prefix)
+    figure = os.path.join(prefix + "_figures", results.CURVES_FIGURE)
+    assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    readme = tmp_path / "README.md"
+    start_q, end_q = results.readme_markers("quick")
+    readme.write_text(f"{results.README_START}\nmini 0.5\n{results.README_END}\n{start_q}\nold\n{end_q}\n")
+    results.update_readme(str(readme), results.readme_section(res, prefix, str(tmp_path)), "quick")
+    text = readme.read_text()
+    assert "mini 0.5" in text and "old" not in text
+    quick_block = text[text.index(start_q):text.index(end_q)]
+    assert "out/results_quick_figures/probe_curves.png" in quick_block and "| IDMVAE |" in quick_block

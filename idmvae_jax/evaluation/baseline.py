@@ -65,6 +65,12 @@ def load_reference_curves(path: str, variants: Sequence[str] = ("mmvaeplus", "id
     """The curves of `variants` in the results file at `path` (those it holds, in that order)."""
     with open(path) as f:
         results = json.load(f)
+    return reference_curves_of(results, variants, source=path)
+
+
+def reference_curves_of(results: dict, variants: Sequence[str] = ("mmvaeplus", "idmvae"),
+                        source: str = "") -> List[ReferenceCurve]:
+    """The curves of `variants` in a results dict (`tools.results.collect`), in that order."""
     curves = results.get("curves", {})
     out = []
     for variant in variants:
@@ -77,5 +83,5 @@ def load_reference_curves(path: str, variants: Sequence[str] = ("mmvaeplus", "id
             mean={k: np.asarray(v["mean"], float) for k, v in c["probes"].items()},
             std={k: np.asarray(v["std"], float) for k, v in c["probes"].items()},
             seeds=list(c["seeds"]), configs=sorted({str(r.get("config")) for r in runs}),
-            commits=sorted({str(r.get("commit"))[:10] for r in runs}), source=path))
+            commits=sorted({str(r.get("commit"))[:10] for r in runs}), source=source))
     return out

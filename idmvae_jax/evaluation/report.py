@@ -129,14 +129,14 @@ CURVE_KEYS_ORDER = tuple(CURVE_TITLES)
 
 def save_curve_figure(path, curve: Sequence[Mapping[str, float]], references: Sequence[Any],
                       titles: Mapping[str, str], chance: Mapping[str, float]) -> str:
-    """Line plot per probe key (one panel each): this run's rows {'step', key: value} and each
-    reference curve's seed mean with a ±1 std band; chance as a dotted line."""
+    """Line plot per probe key (one panel each): this run's rows {'step', key: value} (none: the
+    references alone) and each reference curve's seed mean with a ±1 std band; chance dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    keys = [k for k in CURVE_KEYS_ORDER if any(k in r for r in curve)]
+    keys = [k for k in CURVE_KEYS_ORDER if any(k in r for r in curve) or any(k in ref.mean for ref in references)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for ref in references:
@@ -145,8 +145,9 @@ def save_curve_figure(path, curve: Sequence[Mapping[str, float]], references: Se
                 line, = ax.plot(ref.steps, mean, marker=".", label=f"{ref.label} ({len(ref.seeds)} seeds)")
                 ax.fill_between(ref.steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         rows = [r for r in curve if key in r]
-        ax.plot([r["step"] for r in rows], [r[key] for r in rows], color="black", marker="o",
-                label="this run")
+        if rows:
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], color="black", marker="o",
+                    label="this run")
         if key in chance:
             ax.axhline(chance[key], color="grey", linestyle=":", label="chance")
         ax.set_title(titles[key])

@@ -10,9 +10,15 @@ README block) from an existing PREFIX.json and PREFIX_figures/. Writes
                the paper-layout table (probes z->digit, z->quad, w->quad, w->digit; coherence self,
                cross, unconditional; unconditional with the diffusion prior), per-run provenance, and
                the sample figures copied next to it (PREFIX_figures/).
-  README       with --readme=FILE: the text between README_START and README_END in FILE becomes
-               the table and the IDMVAE seed-0 cross-generation figure, so the README never
-               shows other numbers than PREFIX.md.
+  PREFIX_figures/probe_curves.png
+               when the runs' evaluations wrote probe curves (eval/probe_curve.json): every
+               variant's z -> digit and w -> quadrant probes at each checkpoint, seed mean ± std;
+               the curves go to PREFIX.json under "curves" (`collect_curves`), where an evaluation
+               report reads its reference runs (`evaluation.baseline`).
+  README       with --readme=FILE: the text between <!-- results-BLOCK:start --> and
+               <!-- results-BLOCK:end --> in FILE (--readme_block, default mini) becomes the
+               table, the curves figure and the IDMVAE seed-0 cross-generation figure, so the
+               README never shows other numbers than PREFIX.md.
 
 `--curve=WORKDIR` instead prints the same columns for one run evaluated at several step counts:
 one row per WORKDIR/metrics_STEPS.json (what launch/train_curve.sh keeps after each piece).
@@ -59,9 +65,16 @@ TABLE_COLUMNS = (
     ("uncond. (diffusion)", "coherence/unconditional_diffusion"),
     ("uncond. entropy (diffusion)", "coherence/unconditional_entropy_diffusion"),
 )
-README_START = "<!-- results-mini:start -->"
-README_END = "<!-- results-mini:end -->"
 README_FIGURE = ("idmvae_seed0", "cross_generation_gaussian.png")
+CURVES_FIGURE = "probe_curves.png"  # in PREFIX_figures/: the variants' probe curves, seed mean ± std
+
+
+def readme_markers(block: str):
+    """(start, end) markers of the README block named `block` (e.g. 'mini', 'quick')."""
+    return f"<!-- results-{block}:start -->", f"<!-- results-{block}:end -->"
+
+
+README_START, README_END = readme_markers("mini")
 _RUN_DIR = re.compile(r"^(?P<variant>[a-z_]+)_seed(?P<seed>\d+)$")
 
 
@@ -338,8 +351,21 @@ def write(root: str, prefix: str, preamble: str = "") -> dict:
     with open(prefix + ".json", "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     copy_figures(runs, prefix + "_figures")
+    draw_curves(results, os.path.join(prefix + "_figures", CURVES_FIGURE))
     render(results, prefix, preamble)
     return results
+
+
+def draw_curves(results: dict, path: str) -> Optional[str]:
+    """The probe curves of every variant that has them (seed mean ± std), as the evaluation
+    report draws its references; None when no run has a curve."""
+    from idmvae_jax.evaluation import baseline, report
+
+    refs = baseline.reference_curves_of(results, [v for v in ROW_LABELS if v in results.get("curves", {})])
+    if not refs:
+        return None
+    titles = {"probe/z_shared": "z → digit", "probe/w_private": "w → quadrant"}
+    return report.save_curve_figure(path, [], refs, titles, {"probe/z_shared": 0.1, "probe/w_private": 0.25})
 
 
 def figures_of(results: dict, figures_dir: str) -> list:
@@ -373,6 +399,12 @@ def readme_section(results: dict, prefix: str, readme_dir: str) -> str:
     runs = sorted(results["runs"])
     parts = [markdown_table(results), "",
              f"Finished runs: {', '.join(runs)}. Per-run commits, wall times and figures: [{rel_md}]({rel_md})."]
+    curves = os.path.join(prefix + "_figures", CURVES_FIGURE)
+    if os.path.exists(curves):
+        path = os.path.relpath(curves, readme_dir)
+        parts += ["", "Linear probes of the posterior means at every checkpoint, seed mean ± std "
+                  "(z → digit should rise; w → quadrant should stay high):", "",
+                  f"![probe curves]({path})"]
     run, figure = README_FIGURE
     if run in results["runs"]:
         path = os.path.relpath(os.path.join(prefix + "_figures", f"{run}_{figure}"), readme_dir)
@@ -381,15 +413,16 @@ def readme_section(results: dict, prefix: str, readme_dir: str) -> str:
     return "\n".join(parts)
 
 
-def update_readme(readme: str, section: str) -> None:
-    """Replaces the text between README_START and README_END in `readme` with `section`."""
+def update_readme(readme: str, section: str, block: str = "mini") -> None:
+    """Replaces the text between the markers of `block` (`readme_markers`) in `readme` with `section`."""
+    start_marker, end_marker = readme_markers(block)
     with open(readme) as f:
         text = f.read()
-    start, end = text.find(README_START), text.find(README_END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise ValueError(f"{readme} has no {README_START} ... {README_END} block; add the two "
+        raise ValueError(f"{readme} has no {start_marker} ... {end_marker} block; add the two "
                          "markers where the results table belongs")
-    text = text[:start + len(README_START)] + "\n" + section + "\n" + text[end:]
+    text = text[:start + len(start_marker)] + "\n" + section + "\n" + text[end:]
     with open(readme, "w") as f:
         f.write(text)
 
@@ -407,6 +440,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="", help="output prefix, e.g. docs/results_mini")
     parser.add_argument("--preamble", default="", help="a Markdown file whose text opens PREFIX.md")
     parser.add_argument("--readme", default="", help="a Markdown file whose results block to rewrite")
+    parser.add_argument("--readme_block", default="mini",
+                        help="which block: the text between <!-- results-BLOCK:start/end --> markers")
     args = parser.parse_args(argv)
     if args.curve:
         print(curve_table(args.curve))
@@ -426,7 +461,8 @@ def main(argv=None) -> None:
     else:
         parser.error("give --root=DIR (collect the runs under DIR) or --from_json (re-render PREFIX.json)")
     if args.readme:
-        update_readme(args.readme, readme_section(results, args.out, os.path.dirname(os.path.abspath(args.readme))))
+        update_readme(args.readme, readme_section(results, args.out, os.path.dirname(os.path.abspath(args.readme))),
+                      args.readme_block)
     print(markdown_table(results))
     print(f"wrote {args.out}.md and {args.out}.json ({len(results['runs'])} runs)")
 
