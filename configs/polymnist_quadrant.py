@@ -54,6 +54,31 @@ runs; its numbers sit at chance by design and say nothing about the method. For 
 the method's effect run the `quick` size (README), for the published settings `paper`."""
 
 
+CPU_WEIGHTS = (400.0, 20.0, 1.0)  # l1 = 5 x 80: see _embedded_cpu_sized
+
+
+def _embedded_cpu_sized(c) -> None:
+    """What `mini` and `quick` share: the embedded data at 32 px, CPU-sized networks, batch 32.
+
+    With the paper's plain cosine the shared codes of this small model collapse onto one direction
+    (InfoNCE at chance for thousands of steps); the centred cosine does not, and l1 = 5 x 80
+    (CPU_WEIGHTS) lets InfoNCE set the pace against the ELBO: a linear digit probe of mu_z reaches
+    0.68 in 1,500 steps of `mini` (0.21 with l1 = 80), examples/shared_code_probe.py.
+    """
+    c.data.name = "polymnist_quadrant_embedded"
+    c.data.image_size = 32
+    c.data.num_repetitions = 4
+    c.model.z_dim, c.model.w_dim = 16, 32
+    c.model.image.channels = (8, 16, 32)
+    c.model.score_width = c.model.score_time_dim = 128
+    c.model.critic_width, c.model.critic_dim = 64, 32
+    c.model.critic = "centered"
+    c.train.batch_size = 32
+    c.train.log_every = 50
+    c.eval.fid_samples = 500
+    c.diffusion.ddim_steps = 50
+
+
 def get_config(arg=None):
     size, variant = common.parse_arg(arg, SIZES, "paper")
     c = common.base_config()
@@ -74,24 +99,11 @@ def get_config(arg=None):
         c.train.checkpoint_every = 5000
         c.train.sample_every = 5000
     elif size == "mini":
-        c.data.name = "polymnist_quadrant_embedded"
-        c.data.image_size = 32
-        c.data.num_repetitions = 4
-        c.model.z_dim, c.model.w_dim = 16, 32
-        c.model.image.channels = (8, 16, 32)
-        c.model.score_width = c.model.score_time_dim = 128
-        c.model.critic_width, c.model.critic_dim = 64, 32
-        # with the paper's plain cosine the shared codes of this small model collapse onto one
-        # direction (InfoNCE at chance for thousands of steps); the centred cosine does not, and
-        # l1 = 5 x 80 lets InfoNCE set the pace against the ELBO: a linear digit probe of mu_z
-        # reaches 0.68 in 1,500 steps (0.21 with l1 = 80), examples/shared_code_probe.py
-        c.model.critic = "centered"
-        weights = (400.0, 20.0, 1.0)
+        _embedded_cpu_sized(c)
+        weights = CPU_WEIGHTS
         c.train.learning_rate = 1e-3
         # measured on 2 quiet CPU cores: ~0.93 s/step -> ~23 minutes
-        c.train.batch_size = 32
         c.train.num_steps = 1500
-        c.train.log_every = 50
         c.train.checkpoint_every = 250
         c.train.sample_every = 500
         c.eval.num_fit = 4000
@@ -100,26 +112,15 @@ def get_config(arg=None):
         # view on 2 cores); the quadrant is easy: 300 steps reach 100 %
         c.eval.classifier_convs_per_level = 2
         c.eval.classifier_private_steps = 300
-        c.eval.fid_samples = 500
         c.eval.batch_size = 128
-        c.diffusion.ddim_steps = 50
     elif size == "quick":
-        c.data.name = "polymnist_quadrant_embedded"
-        c.data.image_size = 32
+        _embedded_cpu_sized(c)
         c.data.digit_size = 24
         c.data.num_views = 3
-        c.data.num_repetitions = 4
-        c.model.z_dim, c.model.w_dim = 16, 32
-        c.model.image.channels = (8, 16, 32)
-        c.model.score_width = c.model.score_time_dim = 128
-        c.model.critic_width, c.model.critic_dim = 64, 32
-        c.model.critic = "centered"
         c.loss.temperature = 0.3
-        weights = (400.0, 20.0, 1.0)
+        weights = CPU_WEIGHTS
         c.train.learning_rate = 2e-3
-        c.train.batch_size = 32
         c.train.num_steps = 600
-        c.train.log_every = 50
         c.train.checkpoint_every = 100
         c.train.keep_checkpoints = 7  # every checkpoint: the report's probe curve
         c.train.sample_every = 300
@@ -130,11 +131,9 @@ def get_config(arg=None):
         c.eval.classifier_steps = 1200
         c.eval.classifier_private_steps = 200
         c.eval.classifier_learning_rate = 3e-3
-        c.eval.fid_samples = 500
         c.eval.batch_size = 250
         c.eval.baseline_results = "docs/results_quick.json"
         c.eval.report_note = QUICK_NOTE
-        c.diffusion.ddim_steps = 50
     else:  # tiny
         c.data.name = "polymnist_quadrant_embedded"
         c.data.image_size = 32
