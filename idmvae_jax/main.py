@@ -58,7 +58,10 @@ def main(argv):
             from idmvae_jax.evaluation import run as evaluation
 
             evaluation.prepare_classifiers(FLAGS.config, FLAGS.workdir)
-        after = (lambda step_s: evaluation.estimate_seconds(FLAGS.config, step_s)) if FLAGS.evaluate else None
+        after = None
+        if FLAGS.evaluate:  # the estimate is linear in the step time: computed once
+            per_step_second = evaluation.estimate_seconds(FLAGS.config, 1.0)
+            after = lambda step_s: per_step_second * step_s  # noqa: E731
         loop.train_and_evaluate(FLAGS.config, FLAGS.workdir, after_training=after)
         if FLAGS.evaluate:
             evaluation.evaluate(FLAGS.config, FLAGS.workdir)
