@@ -26,6 +26,7 @@ setup(
         "scikit-image>=0.22",
         "mlxtend>=0.23",
         "pillow>=10.0",
+        "matplotlib>=3.7",
         "tensorboardX>=2.6",
         "etils[epath]>=1.7",
     ],

@@ -122,7 +122,7 @@ def get_config(arg=None):
         c.train.learning_rate = 2e-3
         c.train.num_steps = 600
         c.train.checkpoint_every = 100
-        c.train.keep_checkpoints = 7  # every checkpoint: the report's probe curve
+        c.train.keep_checkpoints = 7  # all 6 (and a preemption's): the report's probe curve
         c.train.sample_every = 300
         c.eval.num_fit = 2000
         # one digit and one quadrant network shared by the 3 views (evaluation.classifiers):

@@ -239,7 +239,8 @@ def set_config_value(config: ml_collections.ConfigDict, item: str) -> None:
 def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     """The config options of the example scripts: --config, --num_views, --data_dir, --set."""
     parser.add_argument("--config", default=default)
-    parser.add_argument("--num_views", type=int, default=0, help="keep the first N views (0 = all)")
+    parser.add_argument("--num_views", type=int, default=0,
+                        help="keep the first N views (0 = the config's data.num_views)")
     parser.add_argument("--data_dir", default="", help="data.cache_dir ('' = the library default)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set model.critic=projection (repeatable)")
@@ -248,7 +249,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
 def config_from_arguments(args: argparse.Namespace) -> ml_collections.ConfigDict:
     """The config that the options of `add_config_arguments` select."""
     config = load_config(args.config)
-    config.data.num_views = args.num_views
+    if args.num_views:
+        config.data.num_views = args.num_views
     for item in args.set:
         set_config_value(config, item)
     if args.data_dir:

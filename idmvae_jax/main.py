@@ -54,15 +54,16 @@ def main(argv):
               f"{jax.process_count()} process(es); workdir {FLAGS.workdir}", flush=True)
     try:
         config_defaults.check_field_types(FLAGS.config)
+        before = after = None
         if FLAGS.evaluate:
             from idmvae_jax.evaluation import run as evaluation
 
-            evaluation.prepare_classifiers(FLAGS.config, FLAGS.workdir)
-        after = None
-        if FLAGS.evaluate:  # the estimate is linear in the step time: computed once
-            per_step_second = evaluation.estimate_seconds(FLAGS.config, 1.0)
-            after = lambda step_s: per_step_second * step_s  # noqa: E731
-        loop.train_and_evaluate(FLAGS.config, FLAGS.workdir, after_training=after)
+            # the classifiers once the workdir is checked and locked; the ETA's evaluation part
+            # is linear in the step time: its factor is computed once
+            before = lambda: evaluation.prepare_classifiers(FLAGS.config, FLAGS.workdir)  # noqa: E731
+            eval_seconds_per_step_second = evaluation.estimate_seconds(FLAGS.config, 1.0)
+            after = lambda step_s: eval_seconds_per_step_second * step_s  # noqa: E731
+        loop.train_and_evaluate(FLAGS.config, FLAGS.workdir, before_training=before, after_training=after)
         if FLAGS.evaluate:
             evaluation.evaluate(FLAGS.config, FLAGS.workdir)
     except errors.UserError as error:

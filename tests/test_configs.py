@@ -180,3 +180,16 @@ def test_auto_channels():
     assert build.auto_channels(64, 64) == (32, 64, 128, 256)
     assert build.auto_channels(28, 28) == (32, 64, 128)
     assert build.auto_channels(8, 8) == (32, 64)
+
+
+def test_example_and_preview_arguments_keep_the_configs_views():
+    """--num_views=0 (the default) keeps the config's data.num_views: the preview of `quick`
+    reads its 3 views, the cache entry its run trains on."""
+    import argparse
+
+    from idmvae_jax.config_defaults import add_config_arguments, config_from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, "configs/polymnist_quadrant.py:quick")
+    assert config_from_arguments(parser.parse_args([])).data.num_views == 3
+    assert config_from_arguments(parser.parse_args(["--num_views=2"])).data.num_views == 2

@@ -180,3 +180,19 @@ def test_one_network_shared_by_the_views_serves_each_view_with_its_own_accuracy(
     epoch_lines = [line for line in lines if "epoch" in line]
     assert len(epoch_lines) == 3 and all(line.startswith("quadrant classifier (views 0,1)") for line in epoch_lines)
     assert all("ETA" in line for line in epoch_lines)
+
+
+def test_default_architecture_keeps_the_cache_key_of_caches_made_before_share_views(task, tmp_path):
+    """share_views=False leaves the fingerprint as it was before the option existed (the same
+    settings hash), so existing caches stay valid; share_views=True is a different cache."""
+    views_tr, y_tr, views_te, y_te = task
+    before = dict(num_classes=4, seed=0, epochs=1, batch_size=32, learning_rate=3e-3,
+                  config={k: v for k, v in SMALL.to_dict().items() if k != "share_views"})
+    fp = classifier_training.data_fingerprint(views_tr, y_tr, views_te, y_te, **before)
+    lines = []
+    load_or_train(str(tmp_path), views_tr, y_tr, 4, views_te, y_te, seed=0, epochs=1, batch_size=32,
+                  learning_rate=3e-3, config=SMALL, log=lines.append)
+    assert os.path.exists(tmp_path / f"classifiers-{fp[:16]}.npz"), (os.listdir(tmp_path), lines)
+    shared = ClassifierConfig(**{**SMALL.to_dict(), "share_views": True})
+    settings = {**before, "config": shared.to_dict()}
+    assert classifier_training.data_fingerprint(views_tr, y_tr, views_te, y_te, **settings) != fp

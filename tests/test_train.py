@@ -197,6 +197,12 @@ def test_resume_with_another_architecture_names_the_keys_and_touches_nothing(run
     saved = json.load(open(os.path.join(workdir, "config.json")))
     assert config_check.differences(saved, config.to_dict(), ("model.z_dim",)) == {
         "train.learning_rate": (0.0005, 0.001)}
+    # A field the saved config lacks (added to the library later) matches at its default only.
+    del saved["data"]["digit_size"]
+    same = tiny_config(runs["data_dir"], 8)
+    assert config_check.differences(saved, same.to_dict()) == {}
+    same.data.digit_size = 24
+    assert config_check.differences(saved, same.to_dict()) == {"data.digit_size": ("(absent)", 24)}
 
 
 def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_path):
@@ -228,9 +234,8 @@ def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_pat
 
 
 def test_sample_grids_are_labelled_figures(runs):
-    """Run A's sample PNGs are the labelled figures of `data.figures` (the TensorBoard images are
-    the same arrays): 32 px views drawn at 64 px, row labels on the left, block labels and a title
-    on top."""
+    """Run A's sample PNGs are the labelled figures of `data.figures`: 32 px views drawn at 64 px,
+    row labels on the left, block labels and a title on top."""
     k, m = 3, 2  # tiny_config: 3 examples of 2 views of 32 px
     # blocks of columns: reconstructions [input, reconstruction]; cross [input, to view 0, to view 1]
     columns = {"reconstructions": 2 * k, "cross_generations": 3 * k, "unconditional": k}
@@ -238,7 +243,7 @@ def test_sample_grids_are_labelled_figures(runs):
         with Image.open(os.path.join(runs["a"], "samples", f"step_00000004_{name}.png")) as image:
             pixels = np.asarray(image.convert("RGB"))
         height, width, _ = pixels.shape
-        unlabelled = (m * (32 + 2) + 2, count * (32 + 2) + 2)  # the old plain tile
+        unlabelled = (m * (32 + 2) + 2, count * (32 + 2) + 2)  # an unlabelled tile of the same cells
         assert height > 2 * unlabelled[0] and width > 2 * unlabelled[1], (name, pixels.shape)
         assert width >= count * 64 + 40 and height >= m * 64 + 20  # 64 px cells, labels
         assert pixels[height // 2:, :40].min() < 100, name  # a row label (left of the cells)

@@ -101,11 +101,16 @@ class DataOptions:
             raise DataError(
                 f"data.image_size={self.image_size} is not supported for {self.name}; use 64 (paper "
                 "geometry) or 32 (digit scaled to half the canvas).")
-        if self.name.startswith("polymnist_quadrant") and self.digit_size:
-            size = self.resolved_image_size
-            if not size // 2 <= self.digit_size <= size:
-                raise DataError(f"data.digit_size={self.digit_size} must be 0 (half the canvas, the "
-                                f"paper's geometry) or in [{size // 2}, {size}] for {size} px images.")
+        if self.digit_size and not self.name.startswith("polymnist_quadrant"):
+            raise DataError(f"data.digit_size={self.digit_size} applies to the PolyMNIST-Quadrant "
+                            f"datasets only, not {self.name}; leave it at 0.")
+        if self.digit_size:
+            from idmvae_jax.data.polymnist_quadrant import resolved_digit_size
+
+            try:
+                resolved_digit_size(self.resolved_image_size, self.digit_size)
+            except ValueError as e:
+                raise DataError(f"data.{e}.") from None
         if self.num_repetitions < 1:
             raise DataError(f"data.num_repetitions={self.num_repetitions} must be >= 1.")
         if not 0 <= self.tcga_split <= 4:

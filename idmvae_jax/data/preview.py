@@ -56,9 +56,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num_tuples", type=int, default=8)
     parser.add_argument("--scale", type=int, default=2, help="pixel magnification")
     args = parser.parse_args(argv)
+    from idmvae_jax import errors
+
     config = config_from_arguments(args)
-    print(write_preview(config.data, args.out, split=args.split, num_tuples=args.num_tuples,
-                        scale=args.scale))
+    try:
+        print(write_preview(config.data, args.out, split=args.split, num_tuples=args.num_tuples,
+                            scale=args.scale))
+    except errors.UserError as error:  # e.g. a dataset whose source files are missing: one line
+        errors.report_and_exit(error)
 
 
 if __name__ == "__main__":

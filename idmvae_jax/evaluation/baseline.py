@@ -1,6 +1,6 @@
 """Reference curves for the report: the probe curves of other runs of the same config, read from a
 results file that `python -m idmvae_jax.tools.results` wrote (e.g. docs/results_quick.json, made by
-`launch/reproduce.sh`).
+`launch/reproduce_quick.sh`).
 
 A results file holds, per variant, the mean and seed standard deviation of each probe at each
 checkpoint step (`tools.results.collect_curves`), and per run the config, the commit and the wall

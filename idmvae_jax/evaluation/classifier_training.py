@@ -212,8 +212,11 @@ def load_or_train(cache_dir: str, views_train: Sequence[np.ndarray], labels_trai
     different dataset, split or setting trains (and caches) anew. Arguments as
     `train_view_classifiers`.
     """
+    architecture = config.to_dict()
+    if not config.share_views:  # caches trained before the option keep their fingerprint
+        del architecture["share_views"]
     settings = dict(num_classes=num_classes, seed=seed, epochs=epochs, batch_size=batch_size,
-                    learning_rate=learning_rate, config=config.to_dict())
+                    learning_rate=learning_rate, config=architecture)
     fp = data_fingerprint(list(views_train), labels_train, list(views_test), labels_test,
                           **settings)
     path = storage.path(cache_dir) / f"{name}-{fp[:16]}"

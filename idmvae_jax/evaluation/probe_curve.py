@@ -21,9 +21,6 @@ from idmvae_jax import storage
 from idmvae_jax.evaluation import model_fns as model_fns_lib
 from idmvae_jax.evaluation import probes as probes_lib
 
-CURVE_KEYS = ("probe/z_shared", "probe/w_private")
-
-
 def curve_point(encode_means: Callable, train: dict, test: dict, pviews: Sequence[int], *,
                 batch_size: int, num_fit: int) -> Dict[str, float]:
     """{'probe/z_shared', 'probe/w_private'} of one model.

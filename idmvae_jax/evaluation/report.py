@@ -20,7 +20,7 @@ import math
 from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from idmvae_jax import storage
 from idmvae_jax.data import figures, images
@@ -30,10 +30,6 @@ PRIOR_SUFFIX = {"gaussian": "", "diffusion": "_diffusion"}
 # tab10
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-def _font():
-    return ImageFont.load_default()
 
 
 def _color(label: int):
@@ -66,7 +62,7 @@ def draw_scatter(points, labels, title: str, size: int = 300, label_names: Optio
     inner = size - 2 * margin  # the plot box: (margin, top) .. (margin + inner, top + inner)
     img = Image.new("RGB", (size + legend_w, top + inner + margin), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    font = _font()
+    font = figures.font(11)
     draw.text((margin, 3), title, fill=(0, 0, 0), font=font)
     draw.rectangle([margin - 4, top - 4, margin + inner + 4, top + inner + 4], outline=(180, 180, 180))
     if len(pts):
@@ -131,13 +127,13 @@ def save_curve_figure(path, curve: Sequence[Mapping[str, float]], references: Se
                       titles: Mapping[str, str], chance: Mapping[str, float]) -> str:
     """Line plot per probe key (one panel each): this run's rows {'step', key: value} (none: the
     references alone) and each reference curve's seed mean with a ±1 std band; chance dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     keys = [k for k in CURVE_KEYS_ORDER if any(k in r for r in curve) or any(k in ref.mean for ref in references)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(keys), 3.4))  # no pyplot: the caller's backend is left alone
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for ref in references:
             if key in ref.mean:
@@ -159,7 +155,6 @@ def save_curve_figure(path, curve: Sequence[Mapping[str, float]], references: Se
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     storage.write_bytes(path, buffer.getvalue())
     return str(path)
 
@@ -169,7 +164,7 @@ def _curve_section(eval_dir, curve, references, sname: str, pname: str, chance_s
     """The report's learning-curve section: a table (this run and the references, step by step)
     and its figure."""
     keys = [k for k in CURVE_KEYS_ORDER if any(k in r for r in curve)]
-    titles = {k: CURVE_TITLES[k].format(shared=sname, private=pname) for k in keys}
+    titles = {k: CURVE_TITLES[k].format(shared=sname, private=pname) for k in CURVE_KEYS_ORDER}
     lines = ["## Learning curve: latent probes at every checkpoint", "",
              f"Linear probes of the posterior means at each kept checkpoint (mean over views): "
              f"z should come to carry the {sname} (↑, chance {chance_s:.2f})"

@@ -200,6 +200,7 @@ def estimate_seconds(config, step_seconds: float) -> float:
         seconds ~ EVAL_OVERHEAD * step_seconds * V / (3 B (M + M^2))
     """
     from idmvae_jax.data import get_dataset_info
+    from idmvae_jax.training.loop import resolve_num_steps
 
     info = get_dataset_info(config.data)
     tc, e, m = config.train, config.eval, info.num_views
@@ -207,7 +208,7 @@ def estimate_seconds(config, step_seconds: float) -> float:
     num_fit = int(e.num_fit) if int(e.num_fit) > 0 else int(info.splits.get("train", 0))
     k = 0
     if bool(e.get("probe_curve", True)) and tc.checkpoint_every:
-        k = min(int(tc.keep_checkpoints) or 10**9, -(-int(tc.num_steps) // int(tc.checkpoint_every)))
+        k = min(int(tc.keep_checkpoints) or 10**9, -(-resolve_num_steps(config, info) // int(tc.checkpoint_every)))
     passes = (k + 1) * (num_fit + n_eval) * m + n_eval * (m * m + 2 * m)
     return EVAL_OVERHEAD * float(step_seconds) * passes / (3.0 * int(tc.batch_size) * (m + m * m))
 
@@ -222,20 +223,25 @@ def reference_curves(config) -> Tuple[list, Optional[str]]:
     if path is None:
         return [], (f"eval.baseline_results names {setting}, which is not there (relative paths are "
                     "read from the working directory or the repository): no reference curves.")
-    return baseline_lib.load_reference_curves(path), None
+    try:
+        return baseline_lib.load_reference_curves(path), None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # a damaged file costs the curves only
+        return [], f"eval.baseline_results: {path} is not a results file of idmvae_jax.tools.results ({e!r}): no reference curves."
 
 
 def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
     """Evaluates the latest checkpoint in `workdir` (a local path or a bucket URL); writes
     WORKDIR/eval/{metrics.json, report.md, *.png} and returns the metrics (flat dict of floats).
 
-    The previous eval/metrics.json is removed first, so a failed evaluation never leaves stale
-    numbers behind; the new one is written atomically at the end."""
+    The previous eval/metrics.json and eval/probe_curve.json are removed first, so a failed
+    evaluation never leaves stale numbers behind; the new ones are written atomically at the end."""
     t_start = time.time()
     workdir = storage.check_writable(workdir)
     eval_dir = workdir / "eval"
-    if jax.process_index() == 0:
+    if jax.process_index() == 0:  # no stale numbers survive a failed or different evaluation
         storage.remove(eval_dir / "metrics.json")
+        storage.remove(eval_dir / "probe_curve.json")
+    references, reference_note = reference_curves(config)
     mesh, bs = runtime.make_eval_mesh(config)
 
     with jax.set_mesh(mesh):
@@ -273,7 +279,6 @@ def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
         notes.append(fid_skip)
     if "diffusion" in tuple(config.eval.get("priors", ())) and not cfg.model.diffusion_prior:
         notes.append("The model has no diffusion prior: the `_diffusion` metrics are not computed.")
-    references, reference_note = reference_curves(config)
     if reference_note:
         notes.append(reference_note)
     metrics = {k: float(v) for k, v in sorted(metrics.items())}

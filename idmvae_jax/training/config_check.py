@@ -46,12 +46,18 @@ def _free(key: str, allowed: tuple[str, ...]) -> bool:
 
 def differences(saved: Mapping[str, Any], config: Mapping[str, Any],
                 allowed: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
-    """{key: (saved value, new value)} of the keys of `config` whose values differ from `saved`
-    (a key `saved` lacks counts as differing), leaving out FREE_TO_CHANGE and `allowed`."""
+    """{key: (saved value, new value)} of the keys of `config` whose values differ from `saved`,
+    leaving out FREE_TO_CHANGE and `allowed`. A key `saved` lacks counts as differing, unless the
+    new value is that key's default (`config_defaults.base_config()`): a field added to the
+    library after the run was saved, at the value that keeps the old behaviour."""
+    from idmvae_jax.config_defaults import base_config
+
     old, new = flatten(saved), flatten(config)
+    defaults = flatten(base_config().to_dict())
     missing = object()
     return {k: (old.get(k, "(absent)"), v) for k, v in sorted(new.items())
-            if not _free(k, allowed) and old.get(k, missing) != v}
+            if not _free(k, allowed) and old.get(k, missing) != v
+            and not (k not in old and k in defaults and defaults[k] == v)}
 
 
 def check_resume(workdir, config) -> None:

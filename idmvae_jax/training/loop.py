@@ -157,10 +157,14 @@ def _jitted(fn, cfg, **kwargs):
 
 # ------------------------------------------------------------------------------------ the loop
 def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None,
+                       before_training: Optional[Callable[[], None]] = None,
                        after_training: Optional[Callable[[float], float]] = None) -> Any:
     """Trains (or resumes) the run of `config` in `workdir`; returns the final canonical TrainState.
 
     loss_fn: optional replacement objective (tests inject faults with it); default `training.loss.loss_fn`.
+    before_training: optional work run once the workdir is checked, locked and its config matched,
+      before the train step compiles (even when the run has already finished), e.g. training the
+      evaluation's classifiers.
     after_training: optional estimate of the seconds the command spends after training (an
       evaluation), given the measured seconds per training step; the console's ETA then covers
       both (`writers.Progress`).
@@ -171,10 +175,11 @@ def train_and_evaluate(config, workdir: storage.PathLike, *, loss_fn=None,
     workdir = storage.check_writable(workdir)
     is_main = jax.process_index() == 0
     with workdir_lock.WorkdirLock(workdir, active=is_main) as lock:
-        return _train(config, workdir, lock, loss_fn, after_training)
+        return _train(config, workdir, lock, loss_fn, before_training, after_training)
 
 
-def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn, after_training=None) -> Any:
+def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn, before_training=None,
+           after_training=None) -> Any:
     """train_and_evaluate once the workdir is checked and locked."""
     from idmvae_jax import data as data_lib
 
@@ -209,6 +214,8 @@ def _train(config, workdir, lock: workdir_lock.WorkdirLock, loss_fn, after_train
             state = jax.jit(init_fn, out_shardings=parallel.replicated(mesh))()
         start = int(parallel.to_host(state.step))
         last_saved = latest
+        if before_training is not None:
+            before_training()
         writer = writers.MetricWriter(workdir, active=is_main, tensorboard=tc.get("tensorboard", True),
                                       start_step=start)
         if is_main:
