@@ -17,6 +17,7 @@
 #   OUT    output prefix of collect (default docs/results_mini)
 #   README the file whose results block collect rewrites (default README.md; empty: none)
 #   README_BLOCK  which block: <!-- results-BLOCK:start/end --> (default mini)
+#   TARGETS    comma-separated targets collect checks (default all; idmvae_jax.tools.results)
 #   CONFIG the config (default configs/polymnist_quadrant.py:mini)
 #   RUN_NAMES  the runs, space-separated (default: the RUNS below)
 set -euo pipefail
@@ -77,6 +78,7 @@ case "$cmd" in
   collect|render)
     pre=(); [[ -f "${OUT}_preamble.md" ]] && pre=("--preamble=${OUT}_preamble.md")
     [[ -n "$README" ]] && pre+=("--readme=$README" "--readme_block=${README_BLOCK:-mini}")
+    [[ -n "${TARGETS:-}" ]] && pre+=("--targets=$TARGETS")
     if [[ "$cmd" == collect ]]; then src=("--root=$ROOT"); else src=(--from_json); fi
     python -m idmvae_jax.tools.results "${src[@]}" --out="$OUT" "${pre[@]}" ;;
   list)

@@ -209,7 +209,12 @@ def test_curves_figure_and_a_named_readme_block(tmp_path):
                 [{"step": s, "probe/z_shared": z * s / 200 + 0.01 * seed, "probe/w_private": 0.9} for s in (100, 200)]))
     prefix = str(tmp_path / "out" / "results_quick")
     os.makedirs(os.path.dirname(prefix))
-    res = results.write(str(root), prefix)
+    with pytest.raises(ValueError, match="unknown targets"):
+        results.write(str(root), prefix, target_names=["spread", "no_such_target"])
+    res = results.write(str(root), prefix, target_names=["spread"])
+    [(target, measured, verdict)] = results.targets(res)  # only the chosen target is checked
+    assert "3× the seeds' spread" in target and verdict == "yes"  # 0.4 vs 0.2 in every seed
+    assert f"![probe curves]({os.path.basename(prefix)}_figures/{results.CURVES_FIGURE})" in open(prefix + ".md").read()
     figure = os.path.join(prefix + "_figures", results.CURVES_FIGURE)
     assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     readme = tmp_path / "README.md"

@@ -247,8 +247,12 @@ def _seeds(seeds: list) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
+TARGET_NAMES = ("z_digit", "gap", "spread", "w_digit", "diffusion", "crossmi")  # targets() order
+
+
 def targets(results: dict) -> list:
-    """[(target, measurement, verdict)]: each target checked on the collected means.
+    """[(target, measurement, verdict)]: each target checked on the collected means, those named in
+    results["targets"] (TARGET_NAMES; all when absent).
 
     Comparisons between variants use the seeds both have (seed-matched means). A comparison
     whose difference is smaller than the larger seed std is reported as "within seed noise"
@@ -305,7 +309,8 @@ def targets(results: dict) -> list:
     rows.append((f"removing λ1 drops z→digit by ≥ {CROSSMI_DROP:.1f}",
                  "—" if m is None else f"{m[0]:.3f} → {m[1]:.3f} ({m[1] - m[0]:+.3f}; {_seeds(m[2])})",
                  "not run" if m is None else ("yes" if m[0] - m[1] >= CROSSMI_DROP else "no")))
-    return rows
+    chosen = results.get("targets") or TARGET_NAMES
+    return [row for name, row in zip(TARGET_NAMES, rows) if name in chosen]
 
 
 def targets_table(results: dict) -> str:
@@ -342,12 +347,18 @@ def copy_figures(runs: dict, figures_dir: str) -> list:
     return copied
 
 
-def write(root: str, prefix: str, preamble: str = "") -> dict:
-    """Writes PREFIX.json, PREFIX_figures/ and PREFIX.md from the runs under root; returns the results."""
+def write(root: str, prefix: str, preamble: str = "", target_names=None) -> dict:
+    """Writes PREFIX.json, PREFIX_figures/ and PREFIX.md from the runs under root; returns the
+    results. target_names: the targets the page checks (TARGET_NAMES; default all)."""
     runs = find_runs(root)
     if not runs:
         raise FileNotFoundError(f"no finished runs (DIR/VARIANT_seedS/eval/metrics.json) under {root}")
     results = collect(runs)
+    if target_names:
+        unknown = sorted(set(target_names) - set(TARGET_NAMES))
+        if unknown:
+            raise ValueError(f"unknown targets {unknown}; choose from {TARGET_NAMES}")
+        results["targets"] = list(target_names)
     with open(prefix + ".json", "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     copy_figures(runs, prefix + "_figures")
@@ -384,8 +395,11 @@ def render(results: dict, prefix: str, preamble: str = "") -> None:
     figures_dir = prefix + "_figures"
     rel = os.path.basename(figures_dir)
     parts = [preamble.strip(), "", "## Targets", "", targets_table(results), "",
-             "## Results", "", markdown_table(results), "",
-             "## Runs", "", runs_table(results), "", "## Figures", ""]
+             "## Results", "", markdown_table(results), ""]
+    if os.path.exists(os.path.join(figures_dir, CURVES_FIGURE)):
+        parts += ["Linear probes of the posterior means at every checkpoint, seed mean ± std:", "",
+                  f"![probe curves]({rel}/{CURVES_FIGURE})", ""]
+    parts += ["## Runs", "", runs_table(results), "", "## Figures", ""]
     for run, name in figures_of(results, figures_dir):
         parts.append(f"**{run}** — `{name}`\n\n![{run} {name}]({rel}/{name})\n")
     with open(prefix + ".md", "w") as f:
@@ -440,6 +454,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="", help="output prefix, e.g. docs/results_mini")
     parser.add_argument("--preamble", default="", help="a Markdown file whose text opens PREFIX.md")
     parser.add_argument("--readme", default="", help="a Markdown file whose results block to rewrite")
+    parser.add_argument("--targets", default="", help="comma-separated targets the page checks "
+                        f"(default all: {','.join(TARGET_NAMES)})")
     parser.add_argument("--readme_block", default="mini",
                         help="which block: the text between <!-- results-BLOCK:start/end --> markers")
     args = parser.parse_args(argv)
@@ -457,7 +473,8 @@ def main(argv=None) -> None:
             results = json.load(f)
         render(results, args.out, preamble)
     elif args.root:
-        results = write(args.root, args.out, preamble)
+        results = write(args.root, args.out, preamble,
+                        [t.strip() for t in args.targets.split(",") if t.strip()] or None)
     else:
         parser.error("give --root=DIR (collect the runs under DIR) or --from_json (re-render PREFIX.json)")
     if args.readme:
