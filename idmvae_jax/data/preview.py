@@ -57,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=2, help="pixel magnification")
     args = parser.parse_args(argv)
     from idmvae_jax import errors
+    from idmvae_jax.flags import quiet_known_noise
 
+    quiet_known_noise()
     config = config_from_arguments(args)
     try:
         print(write_preview(config.data, args.out, split=args.split, num_tuples=args.num_tuples,
