@@ -827,3 +827,69 @@ class GradientTest(parameterized.TestCase):
             for i, gi in enumerate(g if stacked else [g]):
                 self.assertGreater(np.max(np.abs(gi)), 1e-7, f"{where}[{i}]")
         self.assertEqual(zero_by_construction, [f"encoders/{caption}/branch_{b}/conv_0/bias" for b in "wz"])
+
+
+def _max_abs(tree) -> float:
+    return max(float(np.max(np.abs(np.asarray(g)))) for g in jax.tree_util.tree_leaves(tree))
+
+
+class SamplingOptionsTest(parameterized.TestCase):
+    """The options SPEC names for the cycle term's swapped codes and the diffusion prior's input."""
+
+    def _aux_and_noise(self, **loss_changes):
+        model, params, batch, *_ = numeric_setup()
+        cfg = IDMVAEConfig(NUMERIC_MODEL, dataclasses.replace(FULL_LOSS, **loss_changes))
+        key = jax.random.key(11)
+        _, aux = jitted_loss(cfg)(params, batch, key)
+        noise = {k: np.asarray(v) for k, v in draw_noise(key, jnp.arange(B), cfg).items()}
+        return model, params, batch, cfg, key, aux, noise
+
+    def _np_genaug_with(self, model, params, batch, noise, w_swap, z_swap):
+        mu_w, s_w, mu_z, s_z = np_posterior(model, params, np_preprocess(model.cfg, batch["x"]))
+        z_a = mu_z + s_z * noise["genaug_a_z"]
+        w_b = mu_w + s_w * noise["genaug_b_w"]
+        return np_genaug(model, params, mu_w, mu_z, w_swap, z_swap, w_b, z_a, FULL_LOSS.temperature)[0]
+
+    def test_prior_sampling_swaps_in_scaled_prior_noise(self):
+        """genaug_sampling='prior': w_swap = sigma_w * eps, z_swap = sigma_z * eps from the step's
+        swap draws; the cycle term equals the numpy cycle term on those codes."""
+        model, params, batch, cfg, key, aux, noise = self._aux_and_noise(genaug_sampling="prior")
+        scale_w, scale_z = (np.asarray(s, np.float64) for s in model.prior_scales())
+        want = self._np_genaug_with(model, params, batch, noise, scale_w * noise["swap_w"], scale_z * noise["swap_z"])
+        np.testing.assert_allclose(aux["genaug"], want, rtol=2e-4)
+        _, posterior_aux = jitted_loss(IDMVAEConfig(NUMERIC_MODEL, FULL_LOSS))(params, batch, key)
+        self.assertGreater(abs(float(aux["genaug"]) - float(posterior_aux["genaug"])), 1e-3)  # it changes the term
+
+    def test_diffusion_prior_sampling_uses_the_ddim_codes_without_their_gradient(self):
+        """genaug_sampling='diffusion_prior': the swapped codes are DDIM samples of the latent score
+        networks from the step's base noise (sample_diffusion_prior, checked against numpy in
+        test_diffusion), decoded by the numpy cycle term to the same value; no gradient of the
+        cycle term reaches the score networks."""
+        from idmvae_jax.generation import sample_diffusion_prior
+
+        model, params, batch, cfg, key, aux, noise = self._aux_and_noise(genaug_sampling="diffusion_prior")
+        z, w = jax.jit(lambda p, xz, xw: sample_diffusion_prior(model, p, xz, xw, cfg))(
+            params, noise["swap_z"], noise["swap_w"])
+        want = self._np_genaug_with(model, params, batch, noise, np.asarray(w, np.float64), np.asarray(z, np.float64))
+        np.testing.assert_allclose(aux["genaug"], want, rtol=2e-4)
+        grads = fast_jit(jax.grad(lambda p: training_loss.loss_fn(p, batch, key, cfg)[1]["genaug"]))(params)
+        self.assertEqual(_max_abs(grads["score_z"]), 0.0)
+        self.assertEqual(_max_abs(grads["score_w"]), 0.0)
+        self.assertGreater(_max_abs(grads["decoders"]), 1e-6)
+
+    @parameterized.parameters(False, True)
+    def test_diffusion_stop_gradient_decides_whether_the_prior_term_trains_the_encoders(self, stop):
+        """diffusion_stop_gradient: the diffusion term's gradient reaches the encoders (through the
+        posterior means) unless it is set; the score networks train either way; the value is the same."""
+        model, params, batch, cfg, key, aux, _ = self._aux_and_noise(diffusion_stop_gradient=stop)
+        _, aux_other = jitted_loss(IDMVAEConfig(NUMERIC_MODEL, dataclasses.replace(
+            FULL_LOSS, diffusion_stop_gradient=not stop)))(params, batch, key)
+        self.assertEqual(float(aux["diffusion"]), float(aux_other["diffusion"]))
+        grads = fast_jit(jax.grad(lambda p: training_loss.loss_fn(p, batch, key, cfg)[1]["diffusion"]))(params)
+        self.assertGreater(_max_abs(grads["score_z"]), 1e-6)
+        self.assertGreater(_max_abs(grads["score_w"]), 1e-6)
+        if stop:
+            self.assertEqual(_max_abs(grads["encoders"]), 0.0)
+        else:
+            self.assertGreater(_max_abs(grads["encoders"]), 1e-6)
+        self.assertEqual(_max_abs(grads["decoders"]), 0.0)  # the prior term never sees a decoder
