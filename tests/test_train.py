@@ -16,6 +16,7 @@ import gcs_emulator as gcs_emulator_lib
 from idmvae_jax import build, data, storage
 
 from idmvae_jax.training import checkpointing, loop, parallel, preemption, writers
+from idmvae_jax.training import step as train_step_lib
 from idmvae_jax.training.loss import loss_fn
 from idmvae_jax.config_defaults import load_config
 
@@ -226,11 +227,29 @@ def test_two_processes_on_a_bucket_match_one_process(runs, gcs_emulator, tmp_pat
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         assert "[process 1]" in out.stdout
     assert [r["step"] for r in writers.read_metrics(workdir)] == [2, 4]
+    # every loss term and the gradient norm at both log steps: a gradient-scale bug (a psum where
+    # a pmean belongs) moves grad_norm and Adam's moments though Adam's first steps barely move
+    # the parameters
+    want_rows = {r["step"]: r for r in writers.read_metrics(str(runs["a"]))}
+    for row in writers.read_metrics(workdir):
+        for key in ("total", "elbo", "recon", "kl", "cross_mi", "genaug", "grad_norm"):
+            np.testing.assert_allclose(row[key], want_rows[row["step"]][key], rtol=1e-4, err_msg=(row["step"], key))
     cfg = build.build_idmvae_config(config, data.get_dataset_info(config.data))
-    params, step = checkpointing.restore_params(workdir, cfg, config.train, config.seed, parallel.make_mesh(8))
-    assert step == 4
-    for got, want in zip(jax.tree.leaves(host(params)), jax.tree.leaves(host(runs["state_a"].params))):
+    mesh = parallel.make_mesh(8)
+    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
+    try:
+        init_fn = train_step_lib.make_init_fn(cfg, train_step_lib.make_optimizer(config.train), config.seed)
+        state, _ = ckpt.restore(parallel.abstract_state(init_fn, mesh))
+    finally:
+        ckpt.close()
+    assert int(parallel.to_host(state.step)) == 4
+    for got, want in zip(jax.tree.leaves(host(state.params)), jax.tree.leaves(host(runs["state_a"].params))):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # Adam's moments, each leaf to 0.1 % of its largest entry (8 devices and 2 reduce the gradient
+    # in different orders; a psum bug doubles the first moment and quadruples the second)
+    for got, want in zip(jax.tree.leaves(host(state.opt_state)), jax.tree.leaves(host(runs["state_a"].opt_state))):
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        assert np.max(np.abs(got - want), initial=0.0) <= 1e-3 * np.max(np.abs(want), initial=0.0), got.shape
 
 
 def test_sample_grids_are_labelled_figures(runs):
