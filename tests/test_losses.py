@@ -893,3 +893,18 @@ class SamplingOptionsTest(parameterized.TestCase):
         else:
             self.assertGreater(_max_abs(grads["encoders"]), 1e-6)
         self.assertEqual(_max_abs(grads["decoders"]), 0.0)  # the prior term never sees a decoder
+
+
+class PrecisionTest(parameterized.TestCase):
+    def test_bfloat16_compute_is_within_one_percent_of_float32_on_every_term(self):
+        """compute_dtype='bfloat16' (parameters stay float32) on a fixed batch and key: every loss
+        term within 1 % of float32 (measured: at most 0.42 %, the diffusion term), and not equal to
+        it (the option is in effect)."""
+        model, params, batch, *_ = numeric_setup()
+        key = jax.random.key(5)
+        _, f32 = jitted_loss(IDMVAEConfig(NUMERIC_MODEL, FULL_LOSS))(params, batch, key)
+        bf16_model = dataclasses.replace(NUMERIC_MODEL, compute_dtype="bfloat16")
+        _, bf16 = jitted_loss(IDMVAEConfig(bf16_model, FULL_LOSS))(params, batch, key)
+        for name in sorted(AUX_KEYS):
+            np.testing.assert_allclose(bf16[name], f32[name], rtol=1e-2, err_msg=name)
+        self.assertGreater(max(abs(float(bf16[k]) / float(f32[k]) - 1.0) for k in AUX_KEYS), 1e-4)
