@@ -62,8 +62,34 @@ def test_paper_polymnist_quadrant_architecture():
     assert params["aux_prior_raw"].shape == (5, 128)
     assert params["score_w"]["out"]["kernel"].shape == (5, 512, 128)
     assert params["score_z"]["out"]["kernel"].shape == (512, 32)
-    total = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params))
-    assert 115e6 < total < 130e6  # the reference model has 122.8 M
+    # The exact parameter count from SPEC §3's layer list (every conv and dense with a bias but the
+    # 1x1 shortcuts), the score networks of SPEC §2.4 (width and time embedding 512): 122,798,255,
+    # the reference model's 122.8 M.
+    def conv(k, fin, fout):
+        return k * k * fin * fout + fout
+
+    def dense(fin, fout):
+        return fin * fout + fout
+
+    def res_block(fin, fout):
+        hidden = min(fin, fout)
+        return conv(3, fin, hidden) + conv(3, hidden, fout) + (fin * fout if fin != fout else 0)
+
+    def branch(d):  # stem, 4 ResBlocks, heads for mu and the raw scale
+        return (conv(3, 3, 64) + res_block(64, 64) + res_block(64, 128) + res_block(128, 256)
+                + res_block(256, 512) + 2 * dense(512 * 8 * 8, d))
+
+    def score_net(d, width=512, time_dim=512):
+        return dense(d, width) + dense(width, width) + dense(time_dim, width) + dense(width, width) + dense(width, d)
+
+    encoder = branch(128) + branch(32)
+    decoder = (dense(160, 512 * 8 * 8) + res_block(512, 256) + res_block(256, 128) + res_block(128, 64)
+               + res_block(64, 64) + conv(3, 64, 3))
+    count = lambda tree: sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(tree))  # noqa: E731
+    assert count(params["encoders"]) == 5 * encoder == 78_144_960
+    assert count(params["decoders"]) == 5 * decoder == 39_232_975
+    assert count(params["score_w"]) == 5 * score_net(128) and count(params["score_z"]) == score_net(32)
+    assert count(params) == 5 * (encoder + decoder + score_net(128) + 128) + score_net(32) == 122_798_255
 
 
 def test_score_net_and_critic_shapes():
