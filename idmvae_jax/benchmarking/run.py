@@ -51,6 +51,51 @@ def _count_params(tree) -> int:
     return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
 
 
+def model_flops_only(config, *, precision: Optional[str] = None, vocab_size: int = CUB_NOMINAL_VOCAB,
+                     config_name: str = "") -> dict:
+    """The model FLOPs of one train step, from abstract shapes: nothing is initialised, compiled or
+    run, so a paper-size config is counted on a CPU in seconds.
+
+    The count is `flops.step_flops`' model FLOPs (XLA's cost analysis of the lowered program of the
+    jit step on one device, before partitioning and fusion), what `run_benchmark` reports as
+    `model_flops_per_step`; a backend whose compiled cost analysis misses work (XLA:GPU's cuDNN
+    convolutions) gets its MFU from this number. Returns {config, model_flops_per_step, params,
+    batch_size, precision, lower_s, versions}.
+    """
+    import jax
+
+    from idmvae_jax.build import build_idmvae_config
+    from idmvae_jax.training import parallel
+    from idmvae_jax.training import step as ts
+
+    config = config.copy_and_resolve_references() if hasattr(config, "copy_and_resolve_references") else config
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision={precision!r}; choose f32 or bf16")
+        config.model.compute_dtype = PRECISIONS[precision]
+    views = config_views(config, vocab_size)
+    cfg = build_idmvae_config(config, views)
+    optimizer = ts.make_optimizer(config.train)
+    mesh = parallel.make_mesh(1)
+    pstep = parallel.make_parallel_step(cfg, optimizer, mesh, "jit", partitioner="auto")
+    state = parallel.abstract_state(ts.make_init_fn(cfg, optimizer, int(config.seed)), mesh)
+    batch_size = int(config.train.batch_size)
+    batch = pstep.put_batch(random_batch(views, batch_size, seed=int(config.seed)))
+    t0 = time.perf_counter()
+    lowered = pstep.lower(state, batch)
+    lower_s = time.perf_counter() - t0
+    model = flops_lib.step_flops(None, lowered, 1, 1, False)["model"]
+    return {
+        "config": config_name,
+        "model_flops_per_step": model,
+        "params": _count_params(jax.tree.leaves(state.params)),
+        "batch_size": batch_size,
+        "precision": "bf16" if cfg.model.compute_dtype == "bfloat16" else "f32",
+        "lower_s": lower_s,
+        "versions": versions(),
+    }
+
+
 def run_benchmark(
     config,
     *,
