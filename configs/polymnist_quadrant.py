@@ -110,8 +110,8 @@ def get_config(arg=None):
         c.train.sample_every = 500
         c.eval.num_fit = 4000
         # digit classifiers with a stride-1 conv before each strided one: the strided-only default
-        # reaches 93.2-96.2 % per view on these 32 px views, this 95.0-97.2 % (about 512 s per
-        # view on 2 cores); the quadrant is easy: 300 steps reach 100 %
+        # reaches 93.2-96.2 % per view on these 32 px views, this 95.0-97.2 % (536 s for view 0
+        # on 2 cores, measured 2026-12-03); the quadrant is easy: 300 steps reach 100 %
         c.eval.classifier_convs_per_level = 2
         c.eval.classifier_private_steps = 300
         c.eval.batch_size = 128
