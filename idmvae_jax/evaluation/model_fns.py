@@ -11,7 +11,7 @@ batch size or the number of devices. Generated views come back in the data's for
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +74,8 @@ def _fetch(tree):
     return jax.tree.map(get, tree)
 
 
-def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gaussian",)) -> ModelFns:
+def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gaussian",),
+                   encode: Optional[Callable] = None) -> ModelFns:
     """Jitted, batch-sharded generation and encoding functions of a trained model.
 
     Args:
@@ -84,6 +85,7 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
       seed: the base of every random draw: example i of purpose p under prior q uses
         fold_in(fold_in(fold_in(key(seed), p), q), i).
       priors: 'gaussian' and/or 'diffusion' (the latter needs cfg.model.diffusion_prior).
+      encode: the run's `make_encoder(cfg, mesh)`, when the caller has compiled it already.
     Returns:
       ModelFns; every call takes host arrays whose batch size is divisible by the mesh size.
     """
@@ -130,7 +132,7 @@ def make_model_fns(params, cfg, mesh, seed: int, priors: Sequence[str] = ("gauss
         private[prior] = (lambda xs, idx, f=p_jit: _fetch(f(params, _put(list(xs), data), _put(idx, data))))
         uncond[prior] = (lambda idx, f=u_jit: _fetch(f(params, _put(idx, data))))
 
-    encode = make_encoder(cfg, mesh)
+    encode = encode or make_encoder(cfg, mesh)
     return ModelFns(lambda xs: encode(params, xs), cross, private, uncond)
 
 

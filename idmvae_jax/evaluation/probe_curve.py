@@ -13,13 +13,14 @@ baseline's curve from a results file (`baseline`).
 from __future__ import annotations
 
 import json
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from idmvae_jax import storage
 from idmvae_jax.evaluation import model_fns as model_fns_lib
 from idmvae_jax.evaluation import probes as probes_lib
+
 
 def curve_point(encode_means: Callable, train: dict, test: dict, pviews: Sequence[int], *,
                 batch_size: int, num_fit: int) -> Dict[str, float]:
@@ -44,10 +45,13 @@ def curve_point(encode_means: Callable, train: dict, test: dict, pviews: Sequenc
 
 
 def probe_curve(config, workdir, cfg, mesh, train: dict, test: dict, pviews: Sequence[int], *,
-                batch_size: int, num_fit: int, log: Callable[[str], None]) -> List[Dict[str, float]]:
+                batch_size: int, num_fit: int, log: Callable[[str], None],
+                encode: Optional[Callable] = None) -> List[Dict[str, float]]:
     """`curve_point` at every checkpoint kept in WORKDIR/checkpoints, in step order.
 
-    Every process must call it (checkpoints are restored onto `mesh`)."""
+    encode: `model_fns.make_encoder(cfg, mesh)` when the caller has it (one compilation serves
+    every checkpoint and the final evaluation). Every process must call it (checkpoints are
+    restored onto `mesh`)."""
     from idmvae_jax.training import checkpointing
 
     ckpt = checkpointing.Checkpointer(workdir, async_save=False)
@@ -55,7 +59,7 @@ def probe_curve(config, workdir, cfg, mesh, train: dict, test: dict, pviews: Seq
         steps = sorted(ckpt.all_steps())
     finally:
         ckpt.close()
-    encode = model_fns_lib.make_encoder(cfg, mesh)
+    encode = encode or model_fns_lib.make_encoder(cfg, mesh)
     rows = []
     for step in steps:
         params, _ = checkpointing.restore_params(workdir, cfg, config.train, config.seed, mesh, step)
@@ -68,5 +72,4 @@ def probe_curve(config, workdir, cfg, mesh, train: dict, test: dict, pviews: Seq
 
 def write_curve(path, rows: Sequence[Dict[str, float]]) -> None:
     """The rows as JSON (atomically; a local path or a bucket URL)."""
-
     storage.write_text(path, json.dumps(list(rows), indent=2))

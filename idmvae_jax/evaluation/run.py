@@ -261,15 +261,16 @@ def evaluate(config, workdir: storage.PathLike) -> Dict[str, float]:
         fid_fn, fid_skip = fid_lib.fid_feature_fn(config, bs)
         if fid_skip:
             runtime.log(fid_skip)
+        encode = model_fns_lib.make_encoder(cfg, mesh)  # compiled once: the curve and the metrics
         curve = []
         if bool(config.eval.get("probe_curve", True)):
             t0 = time.time()
             curve = probe_curve_lib.probe_curve(
                 config, workdir, cfg, mesh, train, test, label_classifiers.private_views(info, test),
-                batch_size=bs, num_fit=int(config.eval.num_fit), log=runtime.log)
+                batch_size=bs, num_fit=num_fit, log=runtime.log, encode=encode)
             runtime.log(f"probe curve ({len(curve)} checkpoints): {time.time() - t0:.1f}s")
         priors = active_priors(config, cfg)
-        fns = model_fns_lib.make_model_fns(params, cfg, mesh, int(config.seed), priors)
+        fns = model_fns_lib.make_model_fns(params, cfg, mesh, int(config.seed), priors, encode=encode)
         settings = EvalSettings(batch_size=bs, num_fit=num_fit, fid_samples=int(config.eval.fid_samples),
                                 fid_feature_fn=fid_fn)
         metrics, art = compute_metrics(fns, classifiers, info, train, test, settings)
