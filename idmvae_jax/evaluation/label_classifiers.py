@@ -120,7 +120,7 @@ def classifier_config(eval_cfg):
 def _pooled_views(eval_cfg, views) -> int:
     """How many views one network pools: the largest group of `views` it serves (1 per view
     unless eval.classifier_share_views)."""
-    groups = classifier_training.view_groups(views, bool(eval_cfg.get("classifier_share_views", False)))
+    groups = classifier_training.view_groups(views, classifier_config(eval_cfg).share_views)
     return max(len(g) for g in groups)
 
 

@@ -375,7 +375,7 @@ def draw_curves(results: dict, path: str) -> Optional[str]:
     refs = baseline.reference_curves_of(results, [v for v in ROW_LABELS if v in results.get("curves", {})])
     if not refs:
         return None
-    titles = {"probe/z_shared": "z → digit", "probe/w_private": "w → quadrant"}
+    titles = {k: report.CURVE_TITLES[k].format(shared="digit", private="quadrant") for k in report.CURVE_KEYS_ORDER}
     return report.save_curve_figure(path, [], refs, titles, {"probe/z_shared": 0.1, "probe/w_private": 0.25})
 
 
