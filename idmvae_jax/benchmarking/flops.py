@@ -20,10 +20,9 @@ from idmvae_jax.training.xla_cost import cost_flops
 
 def step_flops(compiled, lowered, num_devices: int, steps_per_dispatch: int,
                per_device_program: bool) -> dict:
-    """{per_device, step, model}: FLOPs per train step (None where the backend gives none, or
-    without a `compiled` program)."""
+    """{per_device, step, model}: FLOPs per train step (None where the backend gives none)."""
     k = steps_per_dispatch
-    device = None if compiled is None else cost_flops(compiled)
+    device = cost_flops(compiled)
     model = cost_flops(lowered)
     return {
         "per_device": None if device is None else device / k,

@@ -51,6 +51,16 @@ def _count_params(tree) -> int:
     return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
 
 
+def _with_precision(config, precision: Optional[str]):
+    """A copy of `config` with model.compute_dtype set from 'f32' | 'bf16' (None: the config's)."""
+    config = config.copy_and_resolve_references() if hasattr(config, "copy_and_resolve_references") else config
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision={precision!r}; choose f32 or bf16")
+        config.model.compute_dtype = PRECISIONS[precision]
+    return config
+
+
 def model_flops_only(config, *, precision: Optional[str] = None, vocab_size: int = CUB_NOMINAL_VOCAB,
                      config_name: str = "") -> dict:
     """The model FLOPs of one train step, from abstract shapes: nothing is initialised, compiled or
@@ -62,17 +72,12 @@ def model_flops_only(config, *, precision: Optional[str] = None, vocab_size: int
     convolutions) gets its MFU from this number. Returns {config, model_flops_per_step, params,
     batch_size, precision, lower_s, versions}.
     """
-    import jax
-
     from idmvae_jax.build import build_idmvae_config
     from idmvae_jax.training import parallel
     from idmvae_jax.training import step as ts
+    from idmvae_jax.training.xla_cost import cost_flops
 
-    config = config.copy_and_resolve_references() if hasattr(config, "copy_and_resolve_references") else config
-    if precision is not None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"--precision={precision!r}; choose f32 or bf16")
-        config.model.compute_dtype = PRECISIONS[precision]
+    config = _with_precision(config, precision)
     views = config_views(config, vocab_size)
     cfg = build_idmvae_config(config, views)
     optimizer = ts.make_optimizer(config.train)
@@ -84,11 +89,11 @@ def model_flops_only(config, *, precision: Optional[str] = None, vocab_size: int
     t0 = time.perf_counter()
     lowered = pstep.lower(state, batch)
     lower_s = time.perf_counter() - t0
-    model = flops_lib.step_flops(None, lowered, 1, 1, False)["model"]
+    model = cost_flops(lowered)  # step_flops' model count: one device, one step per dispatch
     return {
         "config": config_name,
         "model_flops_per_step": model,
-        "params": _count_params(jax.tree.leaves(state.params)),
+        "params": _count_params(state.params),
         "batch_size": batch_size,
         "precision": "bf16" if cfg.model.compute_dtype == "bfloat16" else "f32",
         "lower_s": lower_s,
@@ -126,11 +131,7 @@ def run_benchmark(
 
     if steps < 5:
         raise ValueError(f"--steps={steps}: at least 5 timed steps")
-    config = config.copy_and_resolve_references() if hasattr(config, "copy_and_resolve_references") else config
-    if precision is not None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"--precision={precision!r}; choose f32 or bf16")
-        config.model.compute_dtype = PRECISIONS[precision]
+    config = _with_precision(config, precision)
     mode = mode or config.parallel.get("mode", "jit")
     num_devices = int(config.parallel.get("num_devices", 0) if devices is None else devices)
 
