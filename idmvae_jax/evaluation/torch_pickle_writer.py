@@ -52,6 +52,8 @@ class _PickleWriter:
             else:
                 n = (v.bit_length() + 8) // 8
                 out += b"\x8a" + bytes([n]) + v.to_bytes(n, "little", signed=True)
+        elif isinstance(v, float):
+            out += b"G" + struct.pack(">d", v)  # BINFLOAT (e.g. an optimizer's learning rate)
         elif isinstance(v, str):
             raw = v.encode("utf-8")
             out += b"X" + struct.pack("<I", len(raw)) + raw
@@ -129,7 +131,8 @@ def save_torch_state_dict(state_dict: Mapping[str, np.ndarray], path: str, *,
     """Writes numpy arrays as a `torch.save` state dict that torch and `load_torch_state_dict` read.
 
     Args:
-      state_dict: name -> array (float32/64/16, int8-64, uint8, bool).
+      state_dict: name -> array (float32/64/16, int8-64, uint8, bool), or nested dicts, lists,
+        tuples, numbers and strings of them (an optimizer's state dict).
       path: output file.
       legacy: write the pre-1.6 single-stream layout instead of the zip layout.
       archive_name: the folder inside the zip (torch uses the file stem or 'archive').
@@ -143,7 +146,8 @@ def save_torch_state_dict(state_dict: Mapping[str, np.ndarray], path: str, *,
         pid = ("storage", None, key, "cpu", int(arr.size))
         return pid + (None,) if legacy else pid
 
-    od = collections.OrderedDict((k, np.asarray(v)) for k, v in state_dict.items())
+    od = collections.OrderedDict((k, v if isinstance(v, (dict, list, tuple)) else np.asarray(v))
+                                 for k, v in state_dict.items())
     if metadata is not None:
         od._metadata = collections.OrderedDict(metadata)
     writer = _PickleWriter(persistent_id)
