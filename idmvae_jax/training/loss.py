@@ -53,6 +53,7 @@ def loss_fn(
     axis_name: Optional[str] = None,
     critic_z: Optional[ScoresFn] = None,
     critic_w: Optional[ScoresFn] = None,
+    noise: Optional[dict] = None,
 ):
     """The IDMVAE objective on one batch: returns (total, aux).
 
@@ -63,6 +64,8 @@ def loss_fn(
     critic_z(a (N, Z), b (N, Z)) -> (N, N) scores, if given, replaces the model's critic in L_crossMI
     and in the cycle term's z contrast; critic_w(a (N, W), b (N, W)) in its w contrasts (every view).
     Bind them with functools.partial to get a loss of the default signature for `make_train_step`.
+    noise: the step's draws, name -> array laid out as `noise_draws(cfg)` says, in place of those
+    drawn from `key` (to feed the draws of another implementation, tools/equivalence.py).
     aux: elbo (L_elbo), recon (-mean weighted log-likelihood), kl (mean log q - log p, unweighted by
     beta), cross_mi (L_crossMI), genaug (L_genaug), diffusion (L_diff), total; a term whose weight
     is 0 is not computed and reads 0.
@@ -71,7 +74,8 @@ def loss_fn(
     mc, lc = cfg.model, cfg.loss
     gb = objective.GlobalBatch(axis_name)
     xs = network_inputs(mc.views, batch["x"])
-    noise = draw_step_noise(key, gb.positions(xs[0].shape[0]), cfg)
+    if noise is None:
+        noise = draw_step_noise(key, gb.positions(xs[0].shape[0]), cfg)
     post = model.encode(params, xs)
     prior_w, prior_z = model.prior_scales()
     critic_z_fn = critic_z or functools.partial(model.critic_scores_z, params)
