@@ -38,6 +38,12 @@ NOT_RUN = (
     ("launch/multiprocess_local.sh", "two processes compiling at once hold both CI cores for a minute; "
                                      "tests/test_multihost.py runs jax.distributed on loopback and "
                                      "tests/test_launch.py checks the commands this launcher starts"),
+    ("python -m idmvae_jax.convert_official", "needs the authors' model_<epoch>.rar; "
+     "tests/test_official_checkpoint.py runs this CLI on files written like theirs, then resumes and evaluates"),
+    ("python -m idmvae_jax.evaluate --config=configs/polymnist_quadrant.py:paper,diffusion --workdir=workdirs/authors_99",
+     "evaluates the converted checkpoint of the command before (paper size)"),
+    ("python -m idmvae_jax.tools.equivalence", "needs the authors' code beside ours (docs/equivalence.md); "
+     "tests/test_official_checkpoint.py checks its draw mapping"),
     ("python -m idmvae_jax.data.preview --config=configs/polymnist_quadrant.py:paper",
      "needs the MNIST files in /data/mnist; tests/test_data_builders.py builds from generated ones"),
 )
