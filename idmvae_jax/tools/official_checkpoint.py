@@ -340,7 +340,8 @@ def to_state_dict(params, cfg: IDMVAEConfig) -> "dict[str, np.ndarray]":
     `load_state_dict(..., strict=False)` keeps their own)."""
     mc = cfg.model
     _, sources = model_layout(mc)
-    flat = {"/".join(_path_names(path)): np.asarray(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+    flat = {"/".join(_path_names(path)): np.asarray(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
     out = {}
     for path, src in sources.items():
         chw = _chw(mc, path) if src.transform.endswith("chw") else None
