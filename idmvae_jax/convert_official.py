@@ -13,37 +13,49 @@ converted model computes what theirs does.
 """
 from __future__ import annotations
 
-
-from absl import app, flags
+import sys
+from typing import Optional, Sequence
 
 from idmvae_jax import flags as run_flags
 
-run_flags.define_config_flag()
-flags.DEFINE_string("workdir", None, "the new run directory (must hold no checkpoint)")
-flags.DEFINE_string("checkpoint", None, "their model_<epoch>.rar (the model's state dict)")
-flags.DEFINE_string("optimizer", None, "their optimizer_<epoch>.rar (optional: Adam's moments and step)")
-flags.mark_flags_as_required(["config", "workdir", "checkpoint"])
-FLAGS = flags.FLAGS
+USAGE = ("usage: python -m idmvae_jax.convert_official --checkpoint=model_N.rar [--optimizer=optimizer_N.rar] "
+         "--config=configs/NAME.py[:ARGS] --workdir=DIR [--config.X=Y ...]")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+def parse_flags(argv: Sequence[str]):
+    """The flags on a FlagValues of their own (so the CLI can run inside another program)."""
+    from absl import flags
+
+    argv = list(argv)
+    fv = run_flags.define_config_flag(flags.FlagValues(), sys_argv=argv)
+    flags.DEFINE_string("workdir", None, "the new run directory (must hold no checkpoint)", flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, "their model_<epoch>.rar (the model's state dict)", flag_values=fv)
+    flags.DEFINE_string("optimizer", None, "their optimizer_<epoch>.rar (optional: Adam's moments and step)",
+                        flag_values=fv)
+    run_flags.parse_or_exit(argv, fv, usage=USAGE)
+    if fv.config is None or not fv.workdir or not fv.checkpoint:
+        raise SystemExit(USAGE)
+    return fv
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The CLI: converts, prints what was left out and why, then the workdir."""
+    fv = parse_flags(sys.argv if argv is None else argv)
     run_flags.quiet_known_noise()
     from idmvae_jax import config_defaults, errors
     from idmvae_jax.tools import official_checkpoint
 
     try:
-        config_defaults.check_field_types(FLAGS.config)
-        report = official_checkpoint.convert_to_workdir(FLAGS.config, FLAGS.workdir, FLAGS.checkpoint,
-                                                        FLAGS.optimizer)
+        config_defaults.check_field_types(fv.config)
+        report = official_checkpoint.convert_to_workdir(fv.config, fv.workdir, fv.checkpoint, fv.optimizer)
     except errors.UserError as error:
         errors.report_and_exit(error)
     for line in official_checkpoint.summary_lines(report):
         print(line)
-    print(f"wrote {FLAGS.workdir}; resume with: python -m idmvae_jax.main --config=... --workdir={FLAGS.workdir}",
+    print(f"wrote {fv.workdir}; resume with: python -m idmvae_jax.main --config=... --workdir={fv.workdir}",
           flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=run_flags.parse_or_exit)
+    sys.exit(main())

@@ -12,10 +12,7 @@
 - A converted tiny checkpoint written as a torch.save file restores, evaluates and resumes training.
 """
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -23,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idmvae_jax import build
+from idmvae_jax import build, convert_official, errors
 from idmvae_jax.config_defaults import load_config
 from idmvae_jax.data.preprocess import network_inputs
 from idmvae_jax.evaluation.torch_pickle_writer import save_torch_state_dict
@@ -273,7 +270,7 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.mark.usefixtures("fast_compile")
-def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkeypatch):
+def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkeypatch, capsys):
     """The CLI converts torch.save files written like theirs (with their unused tensors and Adam
     state), then `main`'s loop resumes the converted run and the evaluation reads it. (Tiny with
     2 views, 1 step, the evaluation on 64 test tuples: the same code paths in CI time.)"""
@@ -286,15 +283,22 @@ def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkey
     save_torch_state_dict(state_dict, str(tmp_path / "model_3.rar"))
     save_torch_state_dict(_torch_adam_state(state_dict, 3, np.random.RandomState(1)), str(tmp_path / "optimizer_3.rar"))
     workdir = tmp_path / "run"
-    out = subprocess.run(
-        [sys.executable, "-m", "idmvae_jax.convert_official", f"--checkpoint={tmp_path}/model_3.rar",
-         f"--optimizer={tmp_path}/optimizer_3.rar", f"--config={ROOT}/configs/polymnist_quadrant.py:tiny,diffusion",
-         f"--workdir={workdir}", "--config.data.num_views=2"],
-        capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), cwd=ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "checkpoint step 3" in out.stdout
-    assert "conv_img_scale.weight: registered by their decoder but never used" in out.stdout
-    assert "pretrained_vae.encoder.conv_in.weight: the frozen Stable-Diffusion VAE" in out.stdout
+    assert convert_official.main(
+        ["convert_official", f"--checkpoint={tmp_path}/model_3.rar", f"--optimizer={tmp_path}/optimizer_3.rar",
+         f"--config={ROOT}/configs/polymnist_quadrant.py:tiny,diffusion", f"--workdir={workdir}",
+         "--config.data.num_views=2"]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoint step 3" in out
+    assert "conv_img_scale.weight: registered by their decoder but never used" in out
+    assert "pretrained_vae.encoder.conv_in.weight: the frozen Stable-Diffusion VAE" in out
+    # a second conversion into the same workdir is refused in one line, and changes nothing
+    with pytest.raises(SystemExit) as exit_info:
+        convert_official.main(["convert_official", f"--checkpoint={tmp_path}/model_3.rar",
+                               f"--config={ROOT}/configs/polymnist_quadrant.py:tiny,diffusion",
+                               f"--workdir={workdir}", "--config.data.num_views=2"])
+    assert exit_info.value.code == errors.EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"ERROR: {workdir} already holds checkpoints [3]; convert into a new --workdir"]
     report = json.loads((workdir / "conversion.json").read_text())
     assert report["step"] == 3 and sorted(report["unmapped"]) == sorted(set(state_dict) - {
         k for keys in report["mapped"].values() for k in keys})
