@@ -13,6 +13,7 @@
 """
 import json
 import pathlib
+import re
 
 import flax.linen as nn
 import jax
@@ -76,8 +77,11 @@ def test_paper_state_dict_names_and_shapes_convert_to_exactly_our_tree(variant, 
     assert set(used) | set(conversion.unmapped) == set(shapes) and not set(used) & set(conversion.unmapped)
     assert all(conversion.unmapped.values()), [k for k, r in conversion.unmapped.items() if not r]
     assert any(k.endswith("conv_img_scale.weight") for k in conversion.unmapped)
-    # the Adam parameter order from the names is their optimizer's
+    # the Adam parameter order from the names is their optimizer's; the export writes their order
     trainable = [name for name, _, requires_grad in listing["parameters"] if requires_grad]
+    exported = [name for name in shapes if not name.startswith("pretrained_vae.") and "conv_img_scale" not in name
+                and not re.search(r"\.diffusion\.(?!model\.)", name)]
+    assert sorted(exported, key=oc._registration_rank) == exported
     assert oc.trainable_keys(shapes) == trainable
     assert listing["optimizer_param_count"] == len(trainable)
 
@@ -186,8 +190,9 @@ def test_converted_encoders_and_decoders_compute_their_networks():
     upsampling and the sigmoid mean, in one comparison."""
     _, cfg = _cfg("tiny")
     mc = cfg.model
-    state_dict = {k: v.astype(np.float64) for k, v in oc.to_state_dict(_random_params(cfg, seed=3), cfg).items()}
-    params = oc.convert_state_dict(oc.to_state_dict(_random_params(cfg, seed=3), cfg), cfg).params
+    their_tensors = oc.to_state_dict(_random_params(cfg, seed=3), cfg)
+    state_dict = {k: v.astype(np.float64) for k, v in their_tensors.items()}
+    params = oc.convert_state_dict(their_tensors, cfg).params
     model = make_model(mc)
     view = mc.views[0]
     size, levels = view.shape[0], len(view.channels) - 1
@@ -236,7 +241,7 @@ def test_their_adam_state_gives_torch_adams_next_update():
     torch_state = _torch_adam_state(state_dict, step=7, rng=rng)
     optimizer = step_lib.make_optimizer(config.train)
     params = oc.convert_state_dict(state_dict, cfg).params
-    opt_state, count, _ = oc.convert_adam_state(torch_state, state_dict, cfg, optimizer.init(params))
+    opt_state, count, _ = oc.convert_adam_state(torch_state, state_dict, cfg, optimizer.init(params), config.train)
     assert count == 7
     grads = jax.tree.map(lambda a: rng.randn(*a.shape).astype(np.float32), params)
     updates, _ = jax.jit(optimizer.update)(grads, opt_state, params)
@@ -254,13 +259,65 @@ def test_their_adam_state_gives_torch_adams_next_update():
         np.testing.assert_allclose(their_updates[key], want, rtol=2e-4, atol=1e-9, err_msg=key)
 
 
-def test_an_optimizer_file_of_another_run_is_refused():
-    _, cfg = _cfg("tiny")
+def test_an_optimizer_state_we_cannot_continue_exactly_is_refused():
+    """Another run's file, a converted parameter without state (our Adam keeps one step count),
+    or other Adam settings than config.train: each is refused, naming the reason."""
+    config, cfg = _cfg("tiny")
     state_dict = oc.to_state_dict(_random_params(cfg), cfg)
-    torch_state = _torch_adam_state(state_dict, step=2, rng=np.random.RandomState(0))
-    torch_state["param_groups"][0]["params"].pop()
+
+    def fresh(**kw):
+        return _torch_adam_state(state_dict, step=2, rng=np.random.RandomState(0), **kw)
+
+    other_run = fresh()
+    other_run["param_groups"][0]["params"].pop()
     with pytest.raises(oc.OfficialCheckpointError, match="not from the same run"):
-        oc.convert_adam_state(torch_state, state_dict, cfg, None)
+        oc.convert_adam_state(other_run, state_dict, cfg, None, config.train)
+    with pytest.raises(oc.OfficialCheckpointError, match="have no Adam state while the others were stepped 2"):
+        oc.convert_adam_state(fresh(skip=("conv_img_scale", "pws_params_aux.0.1")), state_dict, cfg, None,
+                              config.train)
+    betas = fresh()
+    betas["param_groups"][0]["betas"] = (0.5, 0.999)
+    with pytest.raises(oc.OfficialCheckpointError, match=r"betas: theirs \(0.5, 0.999\), config.train \(0.9, 0.999\)"):
+        oc.convert_adam_state(betas, state_dict, cfg, None, config.train)
+    config.train.amsgrad = True
+    with pytest.raises(oc.OfficialCheckpointError, match="amsgrad: theirs False, config.train True"):
+        oc.convert_adam_state(fresh(), state_dict, cfg, None, config.train)
+
+
+def test_score_networks_compute_their_dnn_with_time_embedding():
+    """The converted score networks (z, and view m's w) against a numpy forward pass of their
+    DNNWithTimeEmb: net2(GELU(net1(x) + time_mlp(sinusoidal(t)))), exact GELU, [sin, cos] embedding."""
+    from scipy.special import erf
+
+    from idmvae_jax.models.score_net import make_score_net
+
+    _, cfg = _cfg("tiny,diffusion")
+    mc = cfg.model
+    their = oc.to_state_dict(_random_params(cfg, seed=7), cfg)
+    params = oc.convert_state_dict(their, cfg).params
+
+    def gelu(x):
+        return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+    def linear(p, x):
+        return x @ their[p + ".weight"].T.astype(np.float64) + their[p + ".bias"]
+
+    def np_dnn(prefix, x, t):
+        half = mc.score_time_dim // 2
+        freqs = np.exp(np.arange(half) * -(np.log(10000.0) / (half - 1)))
+        emb = np.concatenate([np.sin(t[:, None] * freqs), np.cos(t[:, None] * freqs)], axis=1)
+        h = linear(prefix + "net1.2", gelu(linear(prefix + "net1.0", x)))
+        temb = linear(prefix + "time_mlp.3", gelu(linear(prefix + "time_mlp.1", emb)))
+        return linear(prefix + "net2.1", gelu(h + temb))
+
+    rng = np.random.RandomState(8)
+    t = np.array([0, 17, 999])
+    for dim, tree, prefix in ((mc.z_dim, params["score_z"], "pz_diffusion.dnn."),
+                              (mc.w_dim, jax.tree.map(lambda a: a[2], params["score_w"]), "pws_diffusion.2.dnn.")):
+        x = rng.randn(3, dim)
+        net = make_score_net(dim, mc.score_width, mc.score_time_dim)
+        ours = net.apply(tree, jnp.asarray(x, jnp.float32), jnp.asarray(t))
+        np.testing.assert_allclose(ours, np_dnn(prefix, x, t.astype(np.float64)), rtol=2e-4, atol=2e-5)
 
 
 # =============================================================================== end to end

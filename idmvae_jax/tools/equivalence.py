@@ -20,6 +20,8 @@ draws in place of ours (`loss_fn(..., noise=...)`), and compares them with their
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from typing import Mapping
 
@@ -62,6 +64,9 @@ def make_inputs(cfg, batch_size: int, seed: int = 0) -> tuple[dict, dict]:
 def our_noise(draws: Mapping[str, np.ndarray], cfg) -> dict:
     """Their named draws -> `loss_fn`'s noise dict (`training.loss.noise_draws` layouts)."""
     mc, lc = cfg.model, cfg.loss
+    if lc.genaug_weight and lc.genaug_sampling != "posterior":
+        raise ValueError(f"loss.genaug_sampling={lc.genaug_sampling!r}: the comparison feeds the draws of the "
+                         f"'posterior' scheme only (the paper's)")
     m_views, w = mc.num_views, mc.w_dim
     enc = np.stack([draws[f"enc_eps_{m}"] for m in range(m_views)])  # (M, K, B, W+Z)
     k, b = enc.shape[1:3]
@@ -115,8 +120,9 @@ def our_numbers(params, cfg, batch: Mapping[str, np.ndarray], draws: Mapping[str
     (_, aux), grads = jax.jit(jax.value_and_grad(value, has_aux=True))(params)
     out.update({theirs: float(aux[ours]) for theirs, ours in TERMS.items()})
     grads = jax.tree.map(np.asarray, grads)
+    # their names of our gradients; the fixed priors `to_state_dict` writes are constants, not gradients
     out.update({f"grad/{k}": v for k, v in to_state_dict(grads, cfg).items()
-                if not k.startswith(("pz_params", "pws_params.", "pws_params_aux")) or k.endswith(".1")})
+                if not k.startswith(("pz_params", "pws_params.")) and not re.fullmatch(r"pws_params_aux\.\d+\.0", k)})
     return out
 
 
@@ -186,8 +192,6 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     cfg = build.build_idmvae_config(config, oc.view_infos(config))
     if args.command == "inputs":
-        import os
-
         os.makedirs(args.out, exist_ok=True)
         batch, draws = make_inputs(cfg, args.batch_size, args.seed)
         np.savez(os.path.join(args.out, "batch.npz"), **batch)
@@ -198,16 +202,16 @@ def main(argv=None) -> int:
         parser.error("compare needs --checkpoint, --inputs and --theirs")
     from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
 
-    import os
-
     batch = dict(np.load(f"{args.inputs}/batch.npz"))
-    cached = args.out + ".ours.npz"  # our numbers, kept so that a comparison can be redone
-    if os.path.exists(cached):
+    # our numbers are kept beside the result, for the same config, checkpoint and inputs only
+    cached, source = args.out + ".ours.npz", f"{args.config}|{os.path.abspath(args.checkpoint)}|" \
+        f"{os.path.abspath(args.inputs)}"
+    if os.path.exists(cached) and str(np.load(cached)["source"]) == source:
         ours = dict(np.load(cached))
     else:
         params = oc.convert_state_dict(load_torch_state_dict(args.checkpoint), cfg).params
         ours = our_numbers(params, cfg, batch, dict(np.load(f"{args.inputs}/draws.npz")))
-        np.savez(cached, **ours)
+        np.savez(cached, source=np.asarray(source), **ours)
     theirs = dict(np.load(args.theirs))
     result = compare(ours, theirs, cfg)
     if args.reference:

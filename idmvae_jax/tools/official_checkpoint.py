@@ -78,6 +78,7 @@ def _path_names(path) -> tuple:
 
 
 def _group_views(name: str) -> list[int]:
+    """The view indices of a group's parameter key: 'views_0_2' -> [0, 2]."""
     return [int(i) for i in name.split("_")[1:]]
 
 
@@ -140,9 +141,9 @@ def layout(mc: ModelConfig, abstract_params) -> dict:
             out[joined] = Source((f"pz_diffusion.dnn.{_SCORE_LAYERS[names[1]]}.{_LEAF[names[2]]}",),
                                  "dense" if names[2] == "kernel" else "bias", False, leaf.shape)
         elif top == "score_w":
-            out[joined] = Source(
-                tuple(f"pws_diffusion.{m}.dnn.{_SCORE_LAYERS[names[1]]}.{_LEAF[names[2]]}" for m in range(mc.num_views)),
-                "dense" if names[2] == "kernel" else "bias", True, leaf.shape)
+            layer = f"{_SCORE_LAYERS[names[1]]}.{_LEAF[names[2]]}"
+            out[joined] = Source(tuple(f"pws_diffusion.{m}.dnn.{layer}" for m in range(mc.num_views)),
+                                 "dense" if names[2] == "kernel" else "bias", True, leaf.shape)
         else:
             raise OfficialCheckpointError(
                 f"no counterpart in the authors' checkpoints for our parameter {joined!r} (model.critic="
@@ -159,8 +160,11 @@ def model_layout(mc: ModelConfig) -> tuple:
     return abstract, layout(mc, abstract)
 
 
-def _chw(mc: ModelConfig, path: str) -> tuple[int, int, int]:
-    """(C, H, W) of the feature map an image encoder head reads or a decoder's first layer writes."""
+def _chw(mc: ModelConfig, path: str, src: Source) -> Optional[tuple[int, int, int]]:
+    """(C, H, W) of the feature map an image encoder head reads or a decoder's first layer writes,
+    for the transforms that reorder it (None for the others)."""
+    if not src.transform.endswith("chw"):
+        return None
     view = mc.views[_group_views(path.split("/")[1])[0]]
     levels = len(view.channels) - 1
     return view.channels[-1], view.shape[0] // 2 ** levels, view.shape[1] // 2 ** levels
@@ -212,23 +216,35 @@ def to_theirs(a: np.ndarray, transform: str, chw=None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- unmapped keys
+# Why a tensor of theirs has no leaf of ours: kind -> (key pattern, reason). The kinds "buffer",
+# "alias" and "fixed" are not among the parameters their trainer hands to Adam (`trainable_keys`).
+UNMAPPED = {
+    "sd_vae": (r"pretrained_vae\..+",
+               "the frozen Stable-Diffusion VAE (sd-vae-ft-mse) every model of theirs registers; "
+               "PolyMNIST never calls it"),
+    "unused": (r"vaes\.\d+\.dec\.conv_img_scale\.(weight|bias)",
+               "registered by their decoder but never used: the likelihood scale is the constant 0.75"),
+    "alias": (r"(pz_diffusion|pws_diffusion\.\d+)\.diffusion\.model\..+",
+              "the same tensor as the `.dnn.` key (the score network is registered twice)"),
+    "buffer": (r"(pz_diffusion|pws_diffusion\.\d+)\.diffusion\.(" + "|".join(SCHEDULE_BUFFERS) + ")",
+               "a DDPM schedule buffer, recomputed from config.diffusion (betas and alphas_cumprod are checked "
+               "against it; the others are functions of them)"),
+    "fixed": (r"(pz_params|pws_params\.\d+)\.[01]|pws_params_aux\.\d+\.0",
+              "a fixed prior parameter (requires_grad=False), set by the config (checked against it)"),
+}
+
+
+def _unmapped_kind(key: str) -> Optional[str]:
+    """The UNMAPPED kind of a state-dict key, or None for a key this layout does not know."""
+    return next((kind for kind, (pattern, _) in UNMAPPED.items() if re.fullmatch(pattern, key)), None)
+
+
 def _unmapped_reason(key: str) -> Optional[str]:
-    """Why a state-dict key has no leaf of ours, or None for a key this layout does not know."""
-    if key.startswith("pretrained_vae."):
-        return "the frozen Stable-Diffusion VAE (sd-vae-ft-mse) every model of theirs registers; PolyMNIST never calls it"
-    if re.fullmatch(r"vaes\.\d+\.dec\.conv_img_scale\.(weight|bias)", key):
-        return "registered by their decoder but never used: the likelihood scale is the constant 0.75"
-    if re.fullmatch(r"(pz_diffusion|pws_diffusion\.\d+)\.diffusion\.model\..+", key):
-        return "the same tensor as the `.dnn.` key (the score network is registered twice)"
-    m = re.fullmatch(r"(pz_diffusion|pws_diffusion\.\d+)\.diffusion\.(\w+)", key)
-    if m and m.group(2) in SCHEDULE_BUFFERS:
-        return "a DDPM schedule buffer, recomputed from config.diffusion (checked against it)"
-    if re.fullmatch(r"(pz_params|pws_params\.\d+)\.[01]|pws_params_aux\.\d+\.0", key):
-        return "a fixed prior parameter (requires_grad=False), set by the config (checked against it)"
-    return None
+    kind = _unmapped_kind(key)
+    return UNMAPPED[kind][1] if kind else None
 
 
-def _check_fixed(state_dict: Mapping[str, np.ndarray], mc: ModelConfig, cfg: Optional[IDMVAEConfig]) -> list:
+def _check_fixed(state_dict: Mapping[str, np.ndarray], mc: ModelConfig, cfg: IDMVAEConfig) -> list:
     """The fixed priors and the schedule buffers must be what our config computes; returns notes."""
     for key, value in state_dict.items():
         value = np.asarray(value)
@@ -239,7 +255,7 @@ def _check_fixed(state_dict: Mapping[str, np.ndarray], mc: ModelConfig, cfg: Opt
             raise OfficialCheckpointError(
                 f"{key}: the fixed prior's raw scale is {np.unique(value)[:3]}, the config's model.prior_raw_scale "
                 f"is {mc.prior_raw_scale}; set --config.model.prior_raw_scale to the checkpoint's value")
-    if cfg is None or not mc.diffusion_prior:
+    if not mc.diffusion_prior:
         return []
     from idmvae_jax.objective import diffusion
 
@@ -273,13 +289,18 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], cfg: IDMVAEConfig) 
     notes = _check_fixed(state_dict, mc, cfg)
     _check_alias(state_dict)
     params = tensors_to_tree(state_dict, cfg)
-    used = {k for src in sources.values() for k in src.keys}
-    unmapped = {k: _unmapped_reason(k) for k in state_dict if k not in used}
+    unmapped = {k: _unmapped_reason(k) for k in state_dict if k not in _used_keys(sources)}
     return Conversion(params, {p: s.keys for p, s in sources.items()}, unmapped, notes)
 
 
+def _used_keys(sources: dict) -> set:
+    """Every state-dict key some leaf of ours is built from."""
+    return {k for src in sources.values() for k in src.keys}
+
+
 def _check_structure(state_dict, sources: dict, mc: ModelConfig) -> None:
-    used = {k for src in sources.values() for k in src.keys}
+    """Every tensor our leaves need is there with the expected shape, and nothing unknown is left."""
+    used = _used_keys(sources)
     missing = sorted(k for k in used if k not in state_dict)
     unknown = sorted(k for k in state_dict if k not in used and _unmapped_reason(k) is None)
     problems = []
@@ -308,11 +329,11 @@ def _check_structure(state_dict, sources: dict, mc: ModelConfig) -> None:
 def their_shape(mc: ModelConfig, path: str, src: Source) -> tuple:
     """The shape of the authors' tensor behind (one view of) our leaf `path`."""
     one = src.shape[1:] if src.stacked else src.shape
-    chw = _chw(mc, path) if src.transform.endswith("chw") else None
-    return tuple(to_theirs(np.empty(one, np.float32), src.transform, chw).shape)
+    return tuple(to_theirs(np.empty(one, np.float32), src.transform, _chw(mc, path, src)).shape)
 
 
 def _tree_from_paths(abstract, leaves: dict):
+    """The tree of `abstract` with the leaf of each path ('a/b/c') taken from `leaves` (float32)."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
     out = []
     for path, leaf in flat:
@@ -325,6 +346,7 @@ def _tree_from_paths(abstract, leaves: dict):
 
 
 def _check_alias(state_dict) -> None:
+    """Each `.diffusion.model.` tensor must equal its `.dnn.` twin (the one converted)."""
     for key in state_dict:
         m = re.fullmatch(r"(.+)\.diffusion\.model\.(.+)", key)
         if m and f"{m.group(1)}.dnn.{m.group(2)}" in state_dict:
@@ -344,7 +366,7 @@ def to_state_dict(params, cfg: IDMVAEConfig) -> "dict[str, np.ndarray]":
             for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
     out = {}
     for path, src in sources.items():
-        chw = _chw(mc, path) if src.transform.endswith("chw") else None
+        chw = _chw(mc, path, src)
         arrays = flat[path] if src.stacked else flat[path][None]
         for key, a in zip(src.keys, arrays):
             out[key] = np.ascontiguousarray(to_theirs(a, src.transform, chw), np.float32)
@@ -363,7 +385,7 @@ def _registration_rank(key: str):
     """Sort key giving the authors' registration order of the tensors `to_state_dict` writes."""
     order = ("vaes.", "pretrained_vae.", "pz_params.", "pws_params.", "pws_params_aux.", "pz_diffusion.",
              "pws_diffusion.")
-    top = next(i for i, p in reversed(list(enumerate(order))) if key.startswith(p))
+    top = next(i for i, p in enumerate(order) if key.startswith(p))
     parts = [int(p) if p.isdigit() else p for p in key.split(".")]
     return (top, [(0, p) if isinstance(p, int) else (1, _MODULE_ORDER.get(p, 99), p) for p in parts])
 
@@ -381,27 +403,23 @@ def trainable_keys(state_dict_keys) -> list[str]:
     `filter(lambda p: p.requires_grad, model.parameters())` = the state dict's keys without
     buffers (the schedule), without the aliased score networks (`.diffusion.model.`, counted once
     by `parameters()`) and without the fixed priors (requires_grad=False)."""
-    out = []
-    for key in state_dict_keys:
-        reason = _unmapped_reason(key) or ""
-        if reason.startswith(("a DDPM schedule buffer", "the same tensor as", "a fixed prior parameter")):
-            continue
-        out.append(key)
-    return out
+    return [key for key in state_dict_keys if _unmapped_kind(key) not in ("buffer", "alias", "fixed")]
 
 
 def convert_adam_state(optimizer_state: Mapping, state_dict: Mapping[str, np.ndarray], cfg: IDMVAEConfig,
-                       opt_state, learning_rate: Optional[float] = None):
+                       opt_state, train_config=None):
     """Their `torch.optim.Adam` state dict -> `opt_state` (our optimiser's state for the converted
     parameters, e.g. `optimizer.init(params)`) with its moments and count replaced.
 
-    Their state is indexed by position in `trainable_keys(state_dict)`; a parameter without state
-    (never given a gradient, e.g. the unused `conv_img_scale`) keeps zeros. Returns (opt_state,
-    step count, notes). Raises OfficialCheckpointError when the files do not belong together or
-    the optimiser's settings differ from ours (amsgrad with plain Adam, other betas or eps).
+    Their state is indexed by position in `trainable_keys(state_dict)`. Tensors we do not convert
+    may lack state (their Stable-Diffusion VAE and `conv_img_scale` never get a gradient); every
+    converted parameter must have it, stepped as often as the others, since our Adam keeps one
+    count. Returns (opt_state, step count, notes). Raises OfficialCheckpointError when the files do
+    not belong together, or when `train_config` (config.train) differs from their optimiser in
+    anything but the learning rate (optimizer 'adam', amsgrad, betas, eps, no weight decay).
     """
     groups = optimizer_state.get("param_groups") if isinstance(optimizer_state, Mapping) else None
-    if not groups or "state" not in optimizer_state:
+    if not groups or not isinstance(optimizer_state.get("state"), Mapping):
         raise OfficialCheckpointError("the optimizer file is not a torch optimizer state dict "
                                       "(no 'state' and 'param_groups')")
     keys = trainable_keys(state_dict.keys())
@@ -412,34 +430,68 @@ def convert_adam_state(optimizer_state: Mapping, state_dict: Mapping[str, np.nda
             f"they are not from the same run")
     name_of = dict(zip(indices, keys))
     state = optimizer_state["state"]
-    moments = {"exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
-    steps = set()
+    if set(state) - set(name_of):
+        raise OfficialCheckpointError(f"the optimizer has state for parameters {sorted(set(state) - set(name_of))[:5]} "
+                                      f"that its parameter groups do not list: the file is damaged")
+    amsgrad = bool(groups[0].get("amsgrad", False))
+    fields = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+    moments = {field: {} for field in fields}
+    steps = {}
     for index, entry in state.items():
         key = name_of[index]
-        for field, into in moments.items():
-            if field in entry:
-                if np.shape(entry[field]) != np.shape(state_dict[key]):
-                    raise OfficialCheckpointError(
-                        f"optimizer entry {index} ({key}): {field} has shape {np.shape(entry[field])}, the parameter "
-                        f"{np.shape(state_dict[key])}: the files are not from the same run")
-                into[key] = np.asarray(entry[field], np.float32)
-        steps.add(int(np.asarray(entry["step"])))
-    if len(steps) > 1:
-        raise OfficialCheckpointError(f"the optimizer's parameters were stepped unequally ({sorted(steps)})")
-    count = steps.pop() if steps else 0
-    amsgrad = bool(groups[0].get("amsgrad", False))
+        for field in fields:
+            if np.shape(entry.get(field)) != np.shape(state_dict[key]):
+                raise OfficialCheckpointError(
+                    f"optimizer entry {index} ({key}): {field} has shape {np.shape(entry.get(field))}, the parameter "
+                    f"{np.shape(state_dict[key])}: the files are not from the same run")
+            moments[field][key] = np.asarray(entry[field], np.float32)
+        steps[key] = int(np.asarray(entry["step"]))
+    counts = set(steps.values())
+    if len(counts) > 1:
+        raise OfficialCheckpointError(f"the optimizer's parameters were stepped unequally ({sorted(counts)}); our "
+                                      f"Adam keeps one step count")
+    count = counts.pop() if counts else 0
+    converted = sorted(_used_keys(model_layout(cfg.model)[1]))
+    stateless = [k for k in converted if k not in steps]
+    if count and stateless:
+        raise OfficialCheckpointError(
+            f"{len(stateless)} converted parameters have no Adam state while the others were stepped {count} times "
+            f"(e.g. {stateless[:3]}); our Adam keeps one step count: convert without --optimizer")
+    group = groups[0]
+    if train_config is not None:
+        _check_adam_settings(group, train_config, amsgrad)
     notes = [f"{len(state)} of {len(keys)} trainable tensors have Adam state; step {count}; "
-             f"lr {groups[0].get('lr')}, betas {tuple(groups[0].get('betas', ()))}, eps {groups[0].get('eps')}, "
-             f"amsgrad {amsgrad}"]
-    if learning_rate is not None and groups[0].get("lr") is not None and float(groups[0]["lr"]) != learning_rate:
-        notes.append(f"their learning rate {groups[0]['lr']} differs from config.train.learning_rate {learning_rate}")
+             f"lr {group.get('lr')}, betas {tuple(group.get('betas', ()))}, eps {group.get('eps')}, amsgrad {amsgrad}"]
+    if train_config is not None and float(group.get("lr", train_config.learning_rate)) != train_config.learning_rate:
+        notes.append(f"their learning rate {group['lr']} differs from config.train.learning_rate "
+                     f"{train_config.learning_rate}; training continues with the config's")
 
     def tree_of(named: dict):
         full = {k: named.get(k, np.zeros(np.shape(state_dict[k]), np.float32)) for k in state_dict}
         return tensors_to_tree(full, cfg)
 
+    nu_max = tree_of(moments["max_exp_avg_sq"]) if amsgrad else None
     return _replace_moments(opt_state, count, tree_of(moments["exp_avg"]), tree_of(moments["exp_avg_sq"]),
-                            tree_of(moments["max_exp_avg_sq"]) if amsgrad else None), count, notes
+                            nu_max), count, notes
+
+
+def _check_adam_settings(group: Mapping, tc, amsgrad: bool) -> None:
+    """Their param group against config.train: the same update rule apart from the learning rate."""
+    ours = {"optimizer": tc.get("optimizer", "adam"), "amsgrad": bool(tc.get("amsgrad", False)),
+            "betas": (float(tc.b1), float(tc.b2)), "eps": float(tc.eps),
+            "weight_decay": float(tc.get("weight_decay", 0.0))}
+    theirs = {"optimizer": "adam", "amsgrad": amsgrad,
+              "betas": tuple(float(b) for b in group.get("betas", ours["betas"])),
+              "eps": float(group.get("eps", ours["eps"])), "weight_decay": float(group.get("weight_decay", 0.0))}
+    if ours["optimizer"] == "adam":  # optax.adam: no weight decay whatever train.weight_decay says
+        ours["weight_decay"] = 0.0
+    differ = [f"{k}: theirs {theirs[k]}, config.train {ours[k]}" for k in ours if ours[k] != theirs[k]]
+    if group.get("maximize"):
+        differ.append("theirs maximises")
+    if differ:
+        raise OfficialCheckpointError(
+            "their optimizer differs from config.train (" + "; ".join(differ) + "): set --config.train.* to theirs, "
+            "or convert without --optimizer")
 
 
 def tensors_to_tree(named: Mapping[str, np.ndarray], cfg: IDMVAEConfig):
@@ -449,7 +501,7 @@ def tensors_to_tree(named: Mapping[str, np.ndarray], cfg: IDMVAEConfig):
     abstract, sources = model_layout(mc)
     leaves = {}
     for path, src in sources.items():
-        chw = _chw(mc, path) if src.transform.endswith("chw") else None
+        chw = _chw(mc, path, src)
         arrays = [to_ours(np.asarray(named[k], np.float32), src.transform, chw) for k in src.keys]
         leaves[path] = np.stack(arrays) if src.stacked else arrays[0]
     return _tree_from_paths(abstract, leaves)
@@ -501,57 +553,63 @@ def convert_to_workdir(config, workdir, checkpoint: str, optimizer: Optional[str
     run in WORKDIR, which `main` resumes and `evaluate` reads like our own.
 
     The checkpoint's step is their Adam step count (0 without the optimizer file, whose Adam state
-    then starts at zero as theirs would); WORKDIR/config.json records the config, so a resume
-    with another one is refused. Returns the report (also WORKDIR/conversion.json): the source
-    files, the step, every mapped leaf's keys and every unmapped key with the reason.
+    then starts at zero as theirs would). WORKDIR/config.json is written before the checkpoint, so
+    a resume with another config is refused. Returns the report (also WORKDIR/conversion.json):
+    the source files, the step, every mapped leaf's keys and every unmapped key with the reason.
     """
     import json
 
     from idmvae_jax import build, storage
-    from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
     from idmvae_jax.training import checkpointing, step as step_lib, writers
 
-    cfg = build.build_idmvae_config(config, view_infos(config))
-    state_dict = _read(load_torch_state_dict, checkpoint, "checkpoint")
-    conversion = convert_state_dict(state_dict, cfg)
-    optim = step_lib.make_optimizer(config.train)
-    opt_state, count, adam_notes = optim.init(conversion.params), 0, []
-    if optimizer:
-        opt_state, count, adam_notes = convert_adam_state(
-            _read(load_torch_state_dict, optimizer, "optimizer"), state_dict, cfg, opt_state,
-            float(config.train.learning_rate))
     ckpt = checkpointing.Checkpointer(workdir, keep=max(1, int(config.train.keep_checkpoints)), async_save=False)
     try:
         if ckpt.latest_step() is not None:
             raise OfficialCheckpointError(f"{workdir} already holds checkpoints {ckpt.all_steps()}; convert into a "
                                           f"new --workdir")
+        cfg = build.build_idmvae_config(config, view_infos(config))
+        state_dict = _read(checkpoint, "checkpoint")
+        conversion = convert_state_dict(state_dict, cfg)
+        optim = step_lib.make_optimizer(config.train)
+        opt_state, count, adam_notes = optim.init(conversion.params), 0, []
+        if optimizer:
+            opt_state, count, adam_notes = convert_adam_state(_read(optimizer, "optimizer"), state_dict, cfg,
+                                                              opt_state, config.train)
         seed_key = jax.random.fold_in(jax.random.key(int(config.seed)), 1)  # as training's init_fn
         state = step_lib.init_state(conversion.params, optim, seed_key)._replace(
             opt_state=opt_state, step=np.asarray(count, np.int32))
+        writers.write_config(workdir, config)
         ckpt.save(count, state)
     finally:
         ckpt.close()
     report = {
         "checkpoint": str(checkpoint), "optimizer": str(optimizer) if optimizer else None, "step": count,
-        "notes": conversion.notes + adam_notes, "num_params": int(sum(np.size(x) for x in jax.tree.leaves(conversion.params))),
+        "notes": conversion.notes + adam_notes,
+        "num_params": int(sum(np.size(x) for x in jax.tree.leaves(conversion.params))),
         "mapped": {k: list(v) for k, v in conversion.mapped.items()},
         "unmapped": conversion.unmapped,
     }
-    writers.write_config(workdir, config)
     storage.write_text(storage.path(workdir) / "conversion.json", json.dumps(report, indent=2))
     return report
 
 
-def _read(load, path: str, what: str):
+def _read(path: str, what: str):
+    """A torch.save file through the torch-free reader; a file it cannot read is a one-line error."""
     import os
     import pickle
+    import struct
+    import zipfile
+
+    from idmvae_jax.evaluation.torch_pickle import load_torch_state_dict
 
     if not os.path.isfile(path):
         raise OfficialCheckpointError(f"--{what}={path}: no such file")
     try:
-        return load(path)
-    except (pickle.UnpicklingError, ValueError, EOFError, KeyError) as error:
-        raise OfficialCheckpointError(f"--{what}={path} is not a torch.save file this reader accepts: {error}") from None
+        return load_torch_state_dict(path)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, struct.error, ValueError, EOFError, KeyError, TypeError,
+            AttributeError, IndexError) as error:
+        raise OfficialCheckpointError(f"--{what}={path} is not a torch.save file this reader accepts "
+                                      f"({type(error).__name__}: {error})") from None
 
 
 def summary_lines(report: dict) -> list[str]:
