@@ -83,9 +83,13 @@ def objective_numbers(name) -> dict:
     return out
 
 
-# The vmapped case runs in the slow set: CI covers vmapped == looped views through
-# tests/test_models.py::test_vmapped_views_equal_looped_views_and_single_view_apply.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.endswith("_vmapped") else n
+# In the slow set: the vmapped case (CI covers vmapped == looped views through
+# tests/test_models.py::test_vmapped_views_equal_looped_views_and_single_view_apply) and the mini
+# case (CI covers the same objective and networks at tiny widths through the tiny_diffusion case).
+SLOW_CASES = ("tiny_diffusion_vmapped", "mini_two_views")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n
                                   for n in sorted(CASES)])
 def test_objective_matches_golden_numbers(name, fast_compile):
     got = objective_numbers(name)
