@@ -39,7 +39,8 @@ NOT_RUN = (
                                      "tests/test_multihost.py runs jax.distributed on loopback and "
                                      "tests/test_launch.py checks the commands this launcher starts"),
     ("python -m idmvae_jax.convert_official", "needs the authors' model_<epoch>.rar; "
-     "tests/test_official_checkpoint.py runs this CLI on files written like theirs, then resumes and evaluates"),
+     "tests/test_official_checkpoint.py runs this CLI on files written like theirs, restores the result as "
+     "the evaluation does and resumes it (the whole evaluation of it in the slow set)"),
     ("python -m idmvae_jax.evaluate --config=configs/polymnist_quadrant.py:paper,diffusion --workdir=workdirs/authors_99",
      "evaluates the converted checkpoint of the command before (paper size)"),
     ("python -m idmvae_jax.tools.equivalence", "needs the authors' code beside ours (docs/equivalence.md); "

@@ -328,13 +328,12 @@ def data_dir(tmp_path_factory):
     return str(tmp_path_factory.getbasetemp().parent / "idmvae_data")  # shared with the other tests
 
 
-@pytest.mark.usefixtures("fast_compile")
-def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkeypatch, capsys):
-    """The CLI converts torch.save files written like theirs (with their unused tensors and Adam
-    state), then `main`'s loop resumes the converted run and the evaluation reads it. (Tiny with
-    2 views, 1 step, the evaluation on 64 test tuples: the same code paths in CI time.)"""
+def _convert_files_written_like_theirs(tmp_path, capsys):
+    """Tiny with 2 views (as tests/test_train.py's runs: their compiled step is in the compilation
+    cache): their state dict (with their unused tensors) and Adam state at step 3 as torch.save
+    files, converted by the CLI. Returns (config, cfg, state_dict, workdir)."""
     config, cfg = _cfg("tiny")
-    config.data.num_views = 2  # as tests/test_train.py's runs: their compiled step is in the compilation cache
+    config.data.num_views = 2
     cfg = build.build_idmvae_config(config, oc.view_infos(config))
     state_dict = oc.to_state_dict(_random_params(cfg, seed=6), cfg)
     state_dict["vaes.0.dec.conv_img_scale.weight"] = np.zeros((3, 4, 3, 3), np.float32)
@@ -350,6 +349,16 @@ def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkey
     assert "checkpoint step 3" in out
     assert "conv_img_scale.weight: registered by their decoder but never used" in out
     assert "pretrained_vae.encoder.conv_in.weight: the frozen Stable-Diffusion VAE" in out
+    return config, cfg, state_dict, workdir
+
+
+@pytest.mark.usefixtures("fast_compile")
+def test_a_converted_checkpoint_restores_for_evaluation_and_resumes(tmp_path, data_dir, capsys):
+    """The CLI's workdir: the evaluation's restore (`runtime.restore_for_eval`, with the prepared
+    dataset's view info) gives exactly the converted arrays at their step, and `main`'s loop resumes
+    the run from there. (The whole evaluation of a converted workdir: the slow test below; CI runs
+    `evaluate` on tiny through tests/test_doc_commands.py, whose restore is this one.)"""
+    config, cfg, state_dict, workdir = _convert_files_written_like_theirs(tmp_path, capsys)
     # a second conversion into the same workdir is refused in one line, and changes nothing
     with pytest.raises(SystemExit) as exit_info:
         convert_official.main(["convert_official", f"--checkpoint={tmp_path}/model_3.rar",
@@ -362,14 +371,14 @@ def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkey
     assert report["step"] == 3 and sorted(report["unmapped"]) == sorted(set(state_dict) - {
         k for keys in report["mapped"].values() for k in keys})
 
-    from idmvae_jax.evaluation import run as evaluation
-    from idmvae_jax.training import checkpointing, loop, parallel
+    from idmvae_jax.evaluation import runtime
+    from idmvae_jax.training import loop, parallel
 
-    converted, step = checkpointing.restore_params(workdir, cfg, config.train, config.seed, parallel.make_mesh(1))
-    assert step == 3
-    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, converted),
-                 oc.convert_state_dict(state_dict, cfg).params)
     config.data.cache_dir = data_dir
+    _, _, converted, step = runtime.restore_for_eval(config, str(workdir), parallel.make_mesh(1))
+    assert step == 3
+    converted = jax.tree.map(parallel.to_host, converted)
+    jax.tree.map(np.testing.assert_array_equal, converted, oc.convert_state_dict(state_dict, cfg).params)
     config.train.update(num_steps=4, log_every=1, sample_every=0)
     state = loop.train_and_evaluate(config, str(workdir))
     assert int(state.step) == 4
@@ -378,6 +387,15 @@ def test_a_converted_checkpoint_evaluates_and_resumes(tmp_path, data_dir, monkey
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.tree.map(parallel.to_host, state.params)),
                                                        jax.tree.leaves(converted)))
 
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fast_compile")
+def test_a_converted_checkpoint_evaluates(tmp_path, data_dir, monkeypatch, capsys):
+    """`evaluate` on the converted workdir (64 test tuples, the Gaussian prior): a report."""
+    from idmvae_jax.evaluation import run as evaluation
+
+    config, _, _, workdir = _convert_files_written_like_theirs(tmp_path, capsys)
+    config.data.cache_dir = data_dir
     load = evaluation.load_eval_data
     monkeypatch.setattr(evaluation, "load_eval_data", lambda c, info: (
         lambda train, test: (train, {k: [a[:64] for a in v] if k == "x" else v[:64] for k, v in test.items()}))(
