@@ -143,21 +143,16 @@ def compare(ours: Mapping, theirs: Mapping, cfg) -> dict:
                                    "max_rel_to_max": float(max(d.max() for d in diffs)) / scale}
     names = sorted(k[5:] for k in theirs if k.startswith("grad/"))
     missing = [n for n in names if f"grad/{n}" not in ours]
-    dot = na = nb = 0.0
+    pairs = {n: (np.asarray(ours[f"grad/{n}"], np.float64).ravel(), np.asarray(theirs[f"grad/{n}"], np.float64).ravel())
+             for n in names if n not in missing}
     worst_cos, worst_rel = (1.0, ""), (0.0, "")
-    for name in names:
-        if name in missing:
-            continue
-        a = np.asarray(ours[f"grad/{name}"], np.float64).ravel()
-        b = np.asarray(theirs[f"grad/{name}"], np.float64).ravel()
-        dot, na, nb = dot + a @ b, na + a @ a, nb + b @ b
+    for name, (a, b) in pairs.items():
         if b @ b > 0:
-            cos = float(a @ b / np.sqrt((a @ a) * (b @ b)))
-            rel = float(np.linalg.norm(a - b) / np.linalg.norm(b))
-            worst_cos = min(worst_cos, (cos, name))
-            worst_rel = max(worst_rel, (rel, name))
-    flat_a = np.concatenate([np.asarray(ours[f"grad/{n}"], np.float64).ravel() for n in names if n not in missing])
-    flat_b = np.concatenate([np.asarray(theirs[f"grad/{n}"], np.float64).ravel() for n in names if n not in missing])
+            worst_cos = min(worst_cos, (float(a @ b / np.sqrt((a @ a) * (b @ b))), name))
+            worst_rel = max(worst_rel, (float(np.linalg.norm(a - b) / np.linalg.norm(b)), name))
+    flat_a = np.concatenate([a for a, _ in pairs.values()])
+    flat_b = np.concatenate([b for _, b in pairs.values()])
+    dot, na, nb = flat_a @ flat_b, flat_a @ flat_a, flat_b @ flat_b
     result["gradients"] = {
         "tensors": len(names) - len(missing), "missing_in_ours": missing,
         "cosine_all": float(dot / np.sqrt(na * nb)),

@@ -289,7 +289,8 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], cfg: IDMVAEConfig) 
     notes = _check_fixed(state_dict, mc, cfg)
     _check_alias(state_dict)
     params = tensors_to_tree(state_dict, cfg)
-    unmapped = {k: _unmapped_reason(k) for k in state_dict if k not in _used_keys(sources)}
+    used = _used_keys(sources)
+    unmapped = {k: _unmapped_reason(k) for k in state_dict if k not in used}
     return Conversion(params, {p: s.keys for p, s in sources.items()}, unmapped, notes)
 
 
