@@ -323,7 +323,7 @@ def random_params(model, seed):
         if keys[-1] == "kernel":
             fan_in = int(np.prod(shape[1 if stacked else 0:-1]))
             value = rng.normal(size=shape) / math.sqrt(fan_in)
-        elif keys[-1] == "scale":  # batch-norm gain
+        elif keys[-1] == "scale":  # norm gain
             value = 1.0 + 0.1 * rng.normal(size=shape)
         elif keys[-1] in ("aux_prior_raw", "raw_likelihood_scale"):
             value = 0.5 * rng.normal(size=shape)
@@ -789,8 +789,9 @@ GRAD_MODEL = ModelConfig(views=(IMG, VEC, IMG, CAP), z_dim=3, w_dim=4, critic="p
 
 
 def _bias_before_batch_norm(spec, keys):
-    """Biases of the caption convs that feed a BatchStatNorm (every encoder conv; every decoder
-    deconv but the last): the batch mean removes them, so their gradient is 0 by construction."""
+    """Biases of the caption convs that feed an `example_norm` (every encoder conv; every decoder
+    deconv but the last): at CAP's widths each norm group is one channel, whose per-example mean
+    removes the bias, so their gradient is 0 by construction."""
     if keys[-1] != "bias":
         return False
     if keys[0] == "encoders":

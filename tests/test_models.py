@@ -304,3 +304,22 @@ def test_resblock_pool_and_upsample_by_value():
     np.testing.assert_allclose(pooled, want_pool, rtol=1e-5, atol=1e-6)  # /9 even at the border
     up = np.asarray(blocks.upsample_nearest_2x(jnp.asarray(image, jnp.float32)))[0, :, :, 0]
     np.testing.assert_array_equal(up, np.kron(image[0, :, :, 0], np.ones((2, 2))).astype(np.float32))
+
+
+def test_caption_norm_is_a_per_example_group_norm_by_value():
+    """blocks.example_norm in float64 numpy: per example, mean and variance over the positions and
+    the channels of each of gcd(32, C) groups, (x - mean) / sqrt(var + 1e-5) * gamma + beta."""
+    from idmvae_jax.models import blocks
+
+    assert [blocks.norm_groups(c) for c in (4, 32, 48, 64, 128)] == [4, 32, 16, 32, 32]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 2, 5, 64)).astype(np.float32) * 3.0 + 1.0
+    norm = blocks.example_norm(64)
+    params = {"scale": rng.normal(size=64).astype(np.float32), "bias": rng.normal(size=64).astype(np.float32)}
+    got = np.asarray(norm.apply({"params": params}, x))
+    g = x.astype(np.float64).reshape(3, 2, 5, 32, 2)
+    mean = g.mean(axis=(1, 2, 4), keepdims=True)
+    var = g.var(axis=(1, 2, 4), keepdims=True)
+    want = ((g - mean) / np.sqrt(var + 1e-5)).reshape(x.shape) * params["scale"] + params["bias"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+

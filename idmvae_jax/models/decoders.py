@@ -7,8 +7,8 @@ learned), or {'logits': (B, *shape[, V])} for Categorical/Bernoulli likelihoods.
 - image/latent (SPEC 3): Dense(u -> c_last * s * s) -> [ResBlock(c_i -> c_{i-1}) -> up x2] for i
   from the last level down -> ResBlock(c0, c0) -> conv3x3(lrelu(.)) -> C channels.
 - vector: MLP with the encoder's hidden widths reversed, leaky ReLU, linear output.
-- caption: Dense(u -> (L/2^n, E/2^n, c_last)) -> [transposed conv 4x4 stride 2 -> batch norm ->
-  ReLU] mirroring the encoder -> (L, E) -> a linear E -> V per token.
+- caption: Dense(u -> (L/2^n, E/2^n, c_last)) -> [transposed conv 4x4 stride 2 -> group norm per
+  example -> ReLU] mirroring the encoder -> (L, E) -> a linear E -> V per token.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, lrelu, rematerialised_unit
+from idmvae_jax.models.blocks import ResBlock, example_norm, lrelu, rematerialised_unit
 from idmvae_jax.models.network import Network
 
 
@@ -104,12 +104,12 @@ class CaptionDecoder(nn.Module):
         sl, se = self.length // 2**n, self.embed_dim // 2**n
         h = nn.Dense(sl * se * self.hidden[-1], dtype=self.dtype, name="project")(u.astype(self.dtype))
         h = h.reshape(u.shape[0], sl, se, self.hidden[-1])
-        h = nn.relu(BatchStatNorm(dtype=self.dtype, name="norm_in")(h))
+        h = nn.relu(example_norm(self.hidden[-1], self.dtype, "norm_in")(h))
         outs = list(reversed(self.hidden[:-1])) + [1]
         for i, width in enumerate(outs):
             h = nn.ConvTranspose(width, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype, name=f"deconv_{i}")(h)
             if i < len(outs) - 1:
-                h = nn.relu(BatchStatNorm(dtype=self.dtype, name=f"norm_{i}")(h))
+                h = nn.relu(example_norm(width, self.dtype, f"norm_{i}")(h))
         h = h[..., 0]  # (B, L, E)
         return nn.Dense(self.vocab_size, dtype=self.dtype, name="token_logits")(h)
 

@@ -8,8 +8,9 @@ so the cycle term re-encodes only the branch it needs.
   [AvgPool(3, s2, p1) -> ResBlock(c_{i-1} -> c_i)] for i >= 1 -> flatten -> Dense(mu), Dense(raw).
 - vector: a shared MLP trunk (hidden widths, leaky ReLU) with four linear heads.
 - caption: per branch, a linear token embedding V -> E giving an (L, E, 1) map, then
-  [conv 4x4 stride 2 -> batch norm -> ReLU] per `hidden` width, flatten, dense heads. Input is
-  one-hot tokens or token probabilities (B, L, V), so decoded softmax outputs re-encode directly.
+  [conv 4x4 stride 2 -> group norm per example (blocks.example_norm) -> ReLU] per `hidden` width,
+  flatten, dense heads. Input is one-hot tokens or token probabilities (B, L, V), so decoded softmax
+  outputs re-encode directly.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from idmvae_jax.models.blocks import BatchStatNorm, ResBlock, avg_pool_3s2, lrelu, rematerialised_unit
+from idmvae_jax.models.blocks import ResBlock, avg_pool_3s2, example_norm, lrelu, rematerialised_unit
 
 
 class ConvInputStage(nn.Module):
@@ -75,7 +76,7 @@ class CaptionBranch(nn.Module):
         h = h[..., None]  # (B, L, E, 1)
         for i, width in enumerate(self.hidden):
             h = nn.Conv(width, (4, 4), strides=(2, 2), padding=1, dtype=self.dtype, name=f"conv_{i}")(h)
-            h = nn.relu(BatchStatNorm(dtype=self.dtype, name=f"norm_{i}")(h))
+            h = nn.relu(example_norm(width, self.dtype, f"norm_{i}")(h))
         h = h.reshape(h.shape[0], -1)
         mu = nn.Dense(self.latent_dim, dtype=self.dtype, name="mu")(h)
         raw = nn.Dense(self.latent_dim, dtype=self.dtype, name="raw_scale")(h)
